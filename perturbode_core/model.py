@@ -1,0 +1,454 @@
+"""The PerturbODE vector field and its interventions.
+
+    dz/dt = f(z) = A (alpha * sigma(B z + b)) + c - gamma * z
+
+in standardised gene units ``z = (x - mean) / scale`` (DESIGN section 2). B (K x p) maps genes to
+modules (a module's regulators), A (p x K) modules to genes (its targets); alpha >= 0 weighs each
+module; gamma > 0 is each gene's decay. Interventions act on the field per condition:
+
+- soft (``shift``, ``overexpression``): ``f_j += value`` (``value * delta_j`` for overexpression);
+- perfect (``knockout``, ``knockdown``, ``clamp``): ``f_j = gamma_j (v_j - z_j)``, the regulatory
+  input of j is cut and it relaxes to the level v_j;
+- ``activity``: the input that regulator j gives to the modules is scaled by a factor.
+
+All conditions of a batch are solved together: the state has shape ``(C, n, p)`` (conditions x
+cells x genes) and the intervention tensors ``(C, 1, p)`` broadcast over cells, so one ``odeint``
+call integrates everything.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import PerturbODEError, check_choice
+from .interventions import Intervention, check_genes, parse_spec
+
+ACTIVATIONS = {
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "softplus": nn.functional.softplus,
+    "relu": torch.relu,
+    "gelu": nn.functional.gelu,
+}
+ALPHA_MODES = ("learned", "fixed")
+ANCHORS = ("control_mean", "control_median", "free")
+SOLVERS = ("rk4", "euler", "midpoint", "explicit_adams", "dopri5", "bosh3", "adaptive_heun", "dopri8")
+FIXED_STEP_SOLVERS = ("rk4", "euler", "midpoint", "explicit_adams")
+
+
+def default_n_modules(n_genes: int) -> int:
+    """K = p for small networks (K ~ 0.5-1x genes worked best), p/2 above 64 genes, at most 512."""
+    if n_genes <= 64:
+        return max(2, n_genes)
+    return int(min(512, max(64, n_genes // 2)))
+
+
+@dataclass
+class ModelConfig:
+    """Options of the vector field (all JSON-able; stored in checkpoints).
+
+    Attributes
+    ----------
+    n_modules
+        Number of hidden units K (gene modules). ``None``: :func:`default_n_modules`.
+    activation
+        Module non-linearity: one of ``sigmoid`` (default, the paper's), ``tanh``, ``softplus``,
+        ``relu``, ``gelu``.
+    alpha_mode
+        ``learned`` (alpha >= 0 per module, softplus-parametrised) or ``fixed`` (all ones).
+    anchor
+        How the basal rate c is set. ``control_mean`` (default) / ``control_median``: c is
+        recomputed at every evaluation so that the measured control state is a fixed point of the
+        unperturbed field (f(z_control) = 0); the network then only has to explain what
+        perturbations change. ``free``: c is learned (initialised so that f(z_control) = 0).
+    horizon
+        Integration time T for steady-state data (in units of the initial decay time 1/gamma).
+        The default 10 spans several decay times so perturbed states settle.
+    solver, step_size, rtol, atol, adjoint
+        torchdiffeq options. Fixed-step ``rk4`` is the fast default (matched dopri5 in accuracy);
+        ``step_size`` should stay below 1/gamma. ``adjoint`` uses ``odeint_adjoint`` (less memory,
+        more time).
+    shift_delta
+        Default strength delta of an overexpression, in standardised units per unit time (the
+        paper's 1).
+    learn_shift
+        Learn delta per overexpressed target (targets never seen in training keep the default).
+    shift_shrinkage
+        L2 penalty pulling learned log-deltas to the default.
+    init_scale
+        Standard deviation of the initial weights of A and B (times 1/sqrt(fan-in)).
+    learn_decay
+        Learn gamma per gene (initialised at 1).
+    """
+
+    n_modules: int | None = None
+    activation: str = "sigmoid"
+    alpha_mode: str = "learned"
+    anchor: str = "control_mean"
+    horizon: float = 10.0
+    solver: str = "rk4"
+    step_size: float = 0.5
+    rtol: float = 1e-4
+    atol: float = 1e-5
+    adjoint: bool = False
+    shift_delta: float = 1.0
+    learn_shift: bool = False
+    shift_shrinkage: float = 1e-2
+    init_scale: float = 0.5
+    learn_decay: bool = True
+
+    def validate(self) -> "ModelConfig":
+        check_choice("activation", self.activation, tuple(ACTIVATIONS))
+        check_choice("alpha_mode", self.alpha_mode, ALPHA_MODES)
+        check_choice("anchor", self.anchor, ANCHORS)
+        check_choice("solver", self.solver, SOLVERS)
+        for name in ("horizon", "step_size", "rtol", "atol", "init_scale"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise PerturbODEError(f"Option {name} must be a positive number, got {value!r}",
+                                      where=f"option '{name}'", fix="Give a positive number")
+        if self.n_modules is not None and (not isinstance(self.n_modules, int) or self.n_modules < 1):
+            raise PerturbODEError(f"n_modules must be a positive integer, got {self.n_modules!r}",
+                                  where="option 'n_modules'", fix="Give e.g. 32, or leave it empty for the default")
+        if self.shift_delta < 0:
+            raise PerturbODEError("shift_delta must be >= 0", where="option 'shift_delta'", fix="Give e.g. 1")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise PerturbODEError(f"Unknown model option(s): {', '.join(unknown)}", where="model config",
+                                  fix=f"Valid options: {', '.join(sorted(known))}")
+        return cls(**d).validate()
+
+
+@dataclass
+class InterventionBatch:
+    """Interventions of C conditions encoded as (C, 1, p) tensors in standardised units."""
+
+    labels: list[str]
+    shift: torch.Tensor          # added rate (already multiplied by delta for overexpression)
+    overexpression: torch.Tensor  # fold of delta (kept apart so that a learned delta gets gradients)
+    clamp_mask: torch.Tensor     # bool: perfect intervention on this gene
+    clamp_level: torch.Tensor    # its target level (standardised units)
+    activity: torch.Tensor       # factor on the gene's input to the modules (1 = untouched)
+    has_clamp: bool = field(default=False)
+    has_activity: bool = field(default=False)
+    has_overexpression: bool = field(default=False)
+
+    @property
+    def n_conditions(self) -> int:
+        return len(self.labels)
+
+
+class PerturbODE(nn.Module):
+    """The interpretable neural ODE: vector field, interventions and integration.
+
+    Parameters
+    ----------
+    gene_names
+        The genes (order of the data's columns).
+    config
+        :class:`ModelConfig`.
+    mean, scale
+        Per-gene standardisation (data units), ``z = (x - mean) / scale``.
+    control_level
+        The anchor: the control state in data units (mean or median of control cells).
+
+    Use :meth:`from_data` to set these from a dataset.
+    """
+
+    def __init__(self, gene_names, config: ModelConfig | None = None, *, mean=None, scale=None,
+                 control_level=None, seed: int = 0):
+        super().__init__()
+        config = (config or ModelConfig()).validate()
+        gene_names = [str(g) for g in gene_names]
+        p = len(gene_names)
+        if p == 0:
+            raise PerturbODEError("A model needs at least one gene", fix="Load data with genes")
+        if config.n_modules is None:
+            config = ModelConfig.from_dict({**config.to_dict(), "n_modules": default_n_modules(p)})
+        self.config = config
+        self.gene_names = gene_names
+        self.gene_index = {g: i for i, g in enumerate(gene_names)}
+        K = config.n_modules
+
+        def vec(v, default):
+            return torch.as_tensor(np.asarray(default if v is None else v, dtype=np.float32)).reshape(p).clone()
+
+        self.register_buffer("mean", vec(mean, np.zeros(p)))
+        self.register_buffer("scale", vec(scale, np.ones(p)))
+        level = vec(control_level, np.zeros(p) if control_level is None else control_level)
+        self.register_buffer("anchor", (level - self.mean) / self.scale)
+
+        gen = torch.Generator().manual_seed(int(seed))
+        self.A = nn.Parameter(torch.randn(p, K, generator=gen) * config.init_scale / math.sqrt(K))
+        self.B = nn.Parameter(torch.randn(K, p, generator=gen) * config.init_scale / math.sqrt(p))
+        self.b = nn.Parameter(torch.zeros(K))
+        self.raw_alpha = nn.Parameter(torch.full((K,), math.log(math.e - 1.0)),  # softplus -> 1
+                                      requires_grad=config.alpha_mode == "learned")
+        self.log_gamma = nn.Parameter(torch.zeros(p), requires_grad=config.learn_decay)
+        self.c = nn.Parameter(torch.zeros(p), requires_grad=config.anchor == "free")
+        self.log_delta = nn.Parameter(torch.zeros(p), requires_grad=config.learn_shift)
+        if config.anchor == "free":
+            with torch.no_grad():
+                self.c.copy_(self._anchored_c())
+        self._sigma = ACTIVATIONS[config.activation]
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_data(cls, data, config: ModelConfig | None = None, *, conditions=None, seed: int = 0) -> "PerturbODE":
+        """A model whose standardisation and anchor come from ``data`` (a PerturbationData).
+
+        ``conditions`` restricts the cells used for the scale to those conditions (e.g. the
+        training split), so held-out cells never leak into the model.
+        """
+        X = data.X if conditions is None else data.X[np.isin(data.labels, list(conditions))]
+        ctrl = data.control_cells()
+        config = config or ModelConfig()
+        level = np.median(ctrl, axis=0) if config.anchor == "control_median" else ctrl.mean(0)
+        sd = X.std(0) if len(X) > 1 else np.zeros(X.shape[1], np.float32)
+        # floor the scale so that genes with (almost) no variance do not explode in z units
+        floor = max(1e-2 * float(sd.max()) if sd.size else 0.0, 1e-3)
+        scale = np.maximum(sd, floor)
+        return cls(data.gene_names, config, mean=X.mean(0), scale=scale, control_level=level, seed=seed)
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def n_genes(self) -> int:
+        return len(self.gene_names)
+
+    @property
+    def n_modules(self) -> int:
+        return int(self.config.n_modules)
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        if self.config.alpha_mode == "fixed":
+            return torch.ones_like(self.raw_alpha)
+        return nn.functional.softplus(self.raw_alpha)
+
+    @property
+    def gamma(self) -> torch.Tensor:
+        return torch.exp(self.log_gamma)
+
+    @property
+    def delta(self) -> torch.Tensor:
+        """Overexpression strength per gene (the default for genes never overexpressed in training)."""
+        return self.config.shift_delta * torch.exp(self.log_delta)
+
+    def _anchored_c(self) -> torch.Tensor:
+        z = self.anchor
+        return self.gamma * z - self.A @ (self.alpha * self._sigma(self.B @ z + self.b))
+
+    def basal(self) -> torch.Tensor:
+        """The basal rate c (anchored, or learned when ``anchor='free'``)."""
+        return self.c if self.config.anchor == "free" else self._anchored_c()
+
+    # ------------------------------------------------------------------ units
+    def standardize(self, x) -> torch.Tensor:
+        x = torch.as_tensor(x, dtype=torch.float32)
+        return (x - self.mean) / self.scale
+
+    def unstandardize(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.scale + self.mean
+
+    # ------------------------------------------------------------------ interventions
+    def encode(self, perturbations, *, labels=None) -> InterventionBatch:
+        """Encode C perturbations as tensors.
+
+        Parameters
+        ----------
+        perturbations
+            A list whose items are a spec string (``"GATA1:knockout+SPI1"``), a list of
+            :class:`Intervention`, or ``None`` / ``[]`` / ``"control"`` for no intervention.
+        """
+        p, C = self.n_genes, len(perturbations)
+        shift = torch.zeros(C, 1, p)
+        oe = torch.zeros(C, 1, p)
+        mask = torch.zeros(C, 1, p, dtype=torch.bool)
+        level = torch.zeros(C, 1, p)
+        act = torch.ones(C, 1, p)
+        ctrl_level_z = self.anchor.detach()
+        out_labels = []
+        for ci, pert in enumerate(perturbations):
+            if pert is None or (isinstance(pert, str) and pert.strip().lower() in ("", "control")):
+                ivs: list[Intervention] = []
+            elif isinstance(pert, str):
+                ivs = parse_spec(pert)
+            else:
+                ivs = list(pert)
+            check_genes(ivs, self.gene_names)
+            out_labels.append("+".join(iv.to_spec() for iv in ivs) or "control")
+            for iv in ivs:
+                j = self.gene_index[iv.gene]
+                v = iv.resolved_value
+                if iv.kind == "knockout":
+                    mask[ci, 0, j] = True
+                    level[ci, 0, j] = (0.0 - self.mean[j]) / self.scale[j]
+                elif iv.kind == "knockdown":
+                    mask[ci, 0, j] = True
+                    ctrl_data = ctrl_level_z[j] * self.scale[j] + self.mean[j]
+                    level[ci, 0, j] = ((1.0 - v) * ctrl_data - self.mean[j]) / self.scale[j]
+                elif iv.kind == "clamp":
+                    mask[ci, 0, j] = True
+                    level[ci, 0, j] = (v - self.mean[j]) / self.scale[j]
+                elif iv.kind == "overexpression":
+                    oe[ci, 0, j] += v
+                elif iv.kind == "shift":
+                    shift[ci, 0, j] += v
+                elif iv.kind == "activity":
+                    act[ci, 0, j] = v
+        return InterventionBatch(
+            labels=labels or out_labels, shift=shift, overexpression=oe, clamp_mask=mask, clamp_level=level,
+            activity=act, has_clamp=bool(mask.any()), has_activity=bool((act != 1).any()),
+            has_overexpression=bool((oe != 0).any()))
+
+    # ------------------------------------------------------------------ dynamics
+    def module_input(self, z: torch.Tensor, batch: InterventionBatch | None = None) -> torch.Tensor:
+        """B z + b, with activity interventions applied to the regulators' inputs."""
+        if batch is not None and batch.has_activity:
+            # scaling regulator j's data-unit level by s: z' = s z + (s - 1) mean / scale
+            z = z * batch.activity + (batch.activity - 1.0) * (self.mean / self.scale)
+        return z @ self.B.T + self.b
+
+    def vector_field(self, z: torch.Tensor, batch: InterventionBatch | None = None) -> torch.Tensor:
+        """f(z) for a state of shape (C, n, p) (or (n, p) with no interventions)."""
+        h = self._sigma(self.module_input(z, batch))
+        gamma = self.gamma
+        f = (h * self.alpha) @ self.A.T + self.basal() - gamma * z
+        if batch is not None:
+            if batch.has_overexpression:
+                f = f + batch.overexpression * self.delta
+            f = f + batch.shift
+            if batch.has_clamp:
+                f = torch.where(batch.clamp_mask, gamma * (batch.clamp_level - z), f)
+        return f
+
+    def integrate(self, z0: torch.Tensor, batch: InterventionBatch, times, *, noise: float = 0.0,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+        """Integrate standardised states.
+
+        Parameters
+        ----------
+        z0
+            Start states, (n, p) shared by all conditions or (C, n, p).
+        batch
+            Encoded interventions of the C conditions.
+        times
+            Increasing times starting at 0 (model units).
+        noise
+            Euler-Maruyama diffusion sigma_d (training-time regularisation); 0 for an ODE solve.
+
+        Returns
+        -------
+        Tensor (len(times), C, n, p).
+        """
+        C = batch.n_conditions
+        if z0.dim() == 2:
+            z0 = z0.unsqueeze(0).expand(C, *z0.shape)
+        t = torch.as_tensor(times, dtype=torch.float32)
+        if noise > 0:
+            return self._euler_maruyama(z0, batch, t, noise, generator)
+        func = _Field(self, batch)
+        cfg = self.config
+        kwargs = {"method": cfg.solver}
+        if cfg.solver in FIXED_STEP_SOLVERS:
+            kwargs["options"] = {"step_size": cfg.step_size}
+        else:
+            kwargs.update(rtol=cfg.rtol, atol=cfg.atol)
+        if cfg.adjoint:
+            from torchdiffeq import odeint_adjoint
+
+            return odeint_adjoint(func, z0.contiguous(), t, adjoint_params=tuple(p for p in self.parameters()
+                                                                             if p.requires_grad), **kwargs)
+        from torchdiffeq import odeint
+
+        return odeint(func, z0.contiguous(), t, **kwargs)
+
+    def _euler_maruyama(self, z0, batch, t, noise, generator):
+        # torchdiffeq solves ODEs only; the diffusion regularisation needs an SDE step, and a
+        # fixed-step Euler-Maruyama loop is all it takes (no extra dependency such as torchsde).
+        dt = float(self.config.step_size)
+        out = [z0]
+        z = z0
+        current = 0.0
+        for t_next in t[1:].tolist():
+            while current < t_next - 1e-9:
+                h = min(dt, t_next - current)
+                eps = torch.randn(z.shape, generator=generator)
+                z = z + h * self.vector_field(z, batch) + noise * math.sqrt(h) * eps
+                current += h
+            out.append(z)
+        return torch.stack(out)
+
+    # ------------------------------------------------------------------ convenience
+    @torch.no_grad()
+    def simulate(self, x0, perturbations, times=None) -> np.ndarray:
+        """Simulate cells (data units) under perturbations.
+
+        Parameters
+        ----------
+        x0
+            Start states, cells x genes, data units.
+        perturbations
+            List of perturbations (see :meth:`encode`).
+        times
+            Output times (model units); default ``[0, horizon]``.
+
+        Returns
+        -------
+        Array (len(times), C, n, p) in data units.
+        """
+        batch = self.encode(list(perturbations))
+        t = [0.0, self.config.horizon] if times is None else list(times)
+        z = self.integrate(self.standardize(x0), batch, t)
+        return self.unstandardize(z).numpy()
+
+    def l1_penalty(self) -> torch.Tensor:
+        """Mean absolute weight of A and B (scale-free: independent of p and K)."""
+        return self.A.abs().mean() + self.B.abs().mean()
+
+    def module_weights(self) -> dict:
+        """A, B, alpha, b, gene names, mean and scale as numpy arrays (for modules and plots)."""
+        with torch.no_grad():
+            return {
+                "A": self.A.detach().numpy().copy(),
+                "B": self.B.detach().numpy().copy(),
+                "alpha": self.alpha.detach().numpy().copy(),
+                "b": self.b.detach().numpy().copy(),
+                "gamma": self.gamma.detach().numpy().copy(),
+                "gene_names": list(self.gene_names),
+                "mean": self.mean.numpy().copy(),
+                "scale": self.scale.numpy().copy(),
+                "activation": self.config.activation,
+            }
+
+    def activation_derivative(self, u: torch.Tensor) -> torch.Tensor:
+        """sigma'(u) of the module non-linearity (for the average-Jacobian alpha)."""
+        u = u.detach().requires_grad_(True)
+        with torch.enable_grad():
+            (g,) = torch.autograd.grad(self._sigma(u).sum(), u)
+        return g
+
+
+class _Field(nn.Module):
+    """Binds an intervention batch to the model for torchdiffeq (which calls func(t, y))."""
+
+    def __init__(self, model: PerturbODE, batch: InterventionBatch):
+        super().__init__()
+        self.model = model
+        self.batch = batch
+
+    def forward(self, t, z):
+        return self.model.vector_field(z, self.batch)
