@@ -103,7 +103,7 @@ def interventional_check(
     dict, or (dict, pandas.DataFrame) with ``return_table``
         ``n_edges`` (given), ``n_tested`` (regulator perturbed alone, target a gene),
         ``share_supported``, ``mean_wasserstein``, ``random_share_supported``,
-        ``random_mean_wasserstein``, ``share_ratio`` (supported share / random share),
+        ``random_mean_wasserstein``, ``share_ratio`` (supported share / random share; inf when no random edge is supported),
         ``sign_agreement`` (among supported edges with a signed weight, the fraction whose
         observed change has the direction the sign predicts, given whether the perturbation
         lowers or raises its target; NaN without signs), ``n_random``, ``alpha``.
@@ -207,7 +207,8 @@ def interventional_check(
         "mean_wasserstein": float(tested["wasserstein"].mean()) if len(tested) else np.nan,
         "random_share_supported": r_share,
         "random_mean_wasserstein": float(rand["wasserstein"].mean()) if len(rand) else np.nan,
-        "share_ratio": share / r_share if r_share and np.isfinite(share) else np.nan,
+        "share_ratio": (share / r_share if r_share > 0 else (np.inf if share > 0 else np.nan))
+        if np.isfinite(share) and np.isfinite(r_share) else np.nan,
         "sign_agreement": sign_agree,
         "n_random": int(n_rand),
         "alpha": float(alpha),
