@@ -218,7 +218,7 @@ def _group_loss(model, groups, group_ids, Xz_rows, control_idx, cfg: TrainConfig
     """Mean OT loss of ``group_ids`` with cells drawn from ``gen``."""
     start = control_idx[_sample(len(control_idx), cfg.cells_per_condition, gen)]
     z0 = Xz_rows(start)
-    obs = [Xz_rows(groups.members[g][_sample(len(groups.members[g]), cfg.cells_per_condition, gen)])
+    obs = [Xz_rows(groups.members[g][_sample(len(groups.members[g]), cfg.cells_per_condition, gen).numpy()])
            for g in group_ids]
     sim = _simulate_groups(model, groups, group_ids, z0, noise, gen)
     return population_loss(sim, obs, kind=cfg.loss, eps=cfg.sinkhorn_eps, n_iter=cfg.sinkhorn_iter)
