@@ -103,7 +103,8 @@ def interventional_check(
     dict, or (dict, pandas.DataFrame) with ``return_table``
         ``n_edges`` (given), ``n_tested`` (regulator perturbed alone, target a gene),
         ``share_supported``, ``mean_wasserstein``, ``random_share_supported``,
-        ``random_mean_wasserstein``, ``share_ratio`` (supported share / random share; inf when no random edge is supported),
+        ``random_mean_wasserstein``, ``share_ratio`` (supported share / random share; inf when
+        no random edge is supported),
         ``sign_agreement`` (among supported edges with a signed weight, the fraction whose
         observed change has the direction the sign predicts, given whether the perturbation
         lowers or raises its target; NaN without signs), ``n_random``, ``alpha``.
