@@ -1,0 +1,6 @@
+"""Data page (placeholder: being built)."""
+
+import streamlit as st
+
+st.title("Data")
+st.info("Coming soon.")

@@ -1,0 +1,6 @@
+"""Network page (placeholder: being built)."""
+
+import streamlit as st
+
+st.title("Network")
+st.info("Coming soon.")

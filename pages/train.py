@@ -1,0 +1,6 @@
+"""Train page (placeholder: being built)."""
+
+import streamlit as st
+
+st.title("Train")
+st.info("Coming soon.")

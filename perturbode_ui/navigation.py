@@ -1,0 +1,20 @@
+"""The dashboard's pages, in order: the one list app.py registers with ``st.navigation``.
+
+Tests iterate over :data:`PAGES` to prove every page is reachable.
+"""
+
+from __future__ import annotations
+
+#: (section, file relative to app.py, title, icon, url path)
+PAGES = [
+    ("Data & model", "pages/data.py", "Data", ":material/dataset:", "data"),
+    ("Data & model", "pages/train.py", "Train", ":material/model_training:", "train"),
+    ("Explore", "pages/simulate.py", "Simulate", ":material/science:", "simulate"),
+    ("Explore", "pages/network.py", "Network", ":material/hub:", "network"),
+    ("Explore", "pages/modules.py", "Modules & enrichment", ":material/category:", "modules"),
+    ("Check & share", "pages/evaluate.py", "Evaluate", ":material/fact_check:", "evaluate"),
+    ("Check & share", "pages/report.py", "Report", ":material/description:", "report"),
+]
+
+#: The home page (loaded at /).
+HOME = "pages/data.py"

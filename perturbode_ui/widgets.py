@@ -1,0 +1,110 @@
+"""Small helpers shared by the pages: error display, guards, the sidebar status."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+
+import streamlit as st
+
+from perturbode_core.errors import PerturbODEError
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def user_errors(context: str = ""):
+    """Show a PerturbODEError as ``st.error`` (its one-line message; never a traceback).
+
+    Unexpected exceptions are shown as a short error too (the traceback goes to the server log),
+    so a page never ends in a traceback. Streamlit's own control flow (rerun / stop) passes
+    through: it derives from BaseException.
+    """
+    try:
+        yield
+    except PerturbODEError as exc:
+        st.error(str(exc), icon=":material/error:")
+    except Exception as exc:
+        log.exception("unexpected error%s", f" ({context})" if context else "")
+        st.error(f"{context + ': ' if context else ''}Unexpected error: {type(exc).__name__}: {exc}",
+                 icon=":material/error:")
+
+
+@contextlib.contextmanager
+def shown_warnings():
+    """Collect Python warnings raised inside the block and show each with ``st.warning``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+    seen = set()
+    for w in caught:
+        msg = str(w.message)
+        if msg not in seen:
+            seen.add(msg)
+            st.warning(msg, icon=":material/warning:")
+
+
+def require_data(state) -> None:
+    """Stop the page with a pointer to the Data page when no dataset is loaded."""
+    if state.data is None:
+        st.info("No dataset is loaded. Pick a built-in dataset or upload one on the **Data** page.")
+        st.page_link("pages/data.py", label="Go to Data", icon=":material/dataset:")
+        st.stop()
+
+
+def require_model(state) -> None:
+    """Stop the page with a pointer to the Train page when no model fits the current data."""
+    require_data(state)
+    if state.model is None:
+        st.info("No model for these data yet. Train one (or upload a checkpoint) on the **Train** page.")
+        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+        st.stop()
+
+
+def sidebar_status(state) -> None:
+    """The shared sidebar: current dataset, model and training job."""
+    with st.sidebar:
+        st.markdown("**Dataset**")
+        if state.data is not None:
+            d = state.data
+            st.caption(f"{state.dataset_name} · {d.n_cells:,} cells × {d.n_genes:,} genes · "
+                       f"{len(d.perturbations)} perturbations")
+        else:
+            st.caption("none loaded")
+        st.markdown("**Model**")
+        if state.model is not None:
+            m = state.model
+            st.caption(f"{state.model_source} · {m.n_modules} modules")
+        else:
+            st.caption("none (train one or upload a checkpoint)")
+        _job_status(state)
+        if state.startup_error:
+            st.error(state.startup_error)
+
+
+def _job_status(state) -> None:
+    job = state.job
+    if job is None:
+        return
+    if job.running:
+        _job_progress_fragment(state)
+    else:
+        snap = job.snapshot()
+        st.caption(f"Last training: {job.label} — {snap.status}")
+
+
+@st.fragment(run_every=2)
+def _job_progress_fragment(state) -> None:
+    """Live progress of a running job in the sidebar (reruns only itself every 2 s)."""
+    job = state.job
+    if job is None:
+        return
+    snap = job.snapshot()
+    if snap.status == "running":
+        st.progress(snap.fraction, text=f"Training {job.label}: {snap.fraction:.0%}")
+    else:
+        # the job ended: rerun the whole app once so every page sees the new model
+        if state.sync_job():
+            st.rerun()
+        st.caption(f"Last training: {job.label} — {snap.status}")
