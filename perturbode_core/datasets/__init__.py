@@ -1,0 +1,26 @@
+"""Built-in datasets and the simulator that makes data with a known network.
+
+Public API
+----------
+simulate_screen        simulate a single-cell perturbation screen on a :class:`GeneNetwork`
+GeneNetwork            genes, signed Hill edges, basal rates, decay (and Boolean rules)
+TechnicalNoise         library size, dropout and counts settings
+read_sergio, read_sergio_dataset, read_krumsiek11, read_boolode, read_bnet, read_collectri
+                       readers of published networks
+list_datasets, load_dataset, truth_edges, write_dataset, simulate_dataset, get_network
+                       the registry of built-in datasets (myeloid, human-tf-atlas, sergio-ds1, sergio-ds2)
+"""
+
+from .network import GeneNetwork
+from .networks import read_bnet, read_boolode, read_collectri, read_gt_grn, read_krumsiek11, read_sergio, read_sergio_dataset
+from .registry import (dataset_names, get_network, list_datasets, load_dataset, simulate_dataset, truth_edges,
+                       write_dataset)
+from .simulator import TechnicalNoise, simulate_screen
+
+__all__ = [
+    "GeneNetwork", "TechnicalNoise", "simulate_screen",
+    "read_sergio", "read_sergio_dataset", "read_gt_grn", "read_krumsiek11", "read_boolode", "read_bnet",
+    "read_collectri",
+    "dataset_names", "get_network", "list_datasets", "load_dataset", "simulate_dataset", "truth_edges",
+    "write_dataset",
+]

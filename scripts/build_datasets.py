@@ -1,0 +1,110 @@
+"""Regenerate the files shipped in ``perturbode_core/datasets/builtin`` byte-for-byte.
+
+    python scripts/build_datasets.py            # rebuild in place
+    python scripts/build_datasets.py --check    # build twice in temporary folders, compare sha256
+                                                # with each other and with the shipped files
+
+Everything is deterministic: fixed seeds in the registry, and ``.h5ad`` files whose bytes depend
+only on their content (HDF5 keeps no timestamps here; see ``datasets/export.py``).
+
+Hook for later steps (e.g. the demo checkpoint trained on ``myeloid``): add a function taking
+``out_dir`` and call it at the end of :func:`build_all`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from perturbode_core.datasets.export import edges_path_for, write_edges_csv, write_h5ad  # noqa: E402
+from perturbode_core.datasets.registry import ATLAS_TFS, _REGISTRY, simulate_dataset, truth_edges  # noqa: E402
+
+BUILTIN = ROOT / "perturbode_core" / "datasets" / "builtin"
+SHARED_COLLECTRI = ROOT.parent / "shared" / "data" / "tf_networks" / "collectri_human_hengkp.csv"
+
+
+def build_collectri_subset(out_dir: Path, source: Path = SHARED_COLLECTRI) -> Path | None:
+    """The CollecTRI edges among the atlas TFs and all their targets (what ``read_collectri`` needs).
+
+    Skipped (None) when the full CollecTRI file is not on this machine; the shipped copy stays.
+    """
+    if not source.exists():
+        return None
+    import pandas as pd
+
+    from perturbode_core._io import write_text_atomic
+
+    net = pd.read_csv(source)
+    tfs = [tf for group in ATLAS_TFS.values() for tf in group]
+    universe = set(tfs) | set(net.loc[net["source"].isin(tfs), "target"])
+    sub = net.loc[net["source"].isin(universe) & net["target"].isin(universe), ["source", "target", "weight"]]
+    out = out_dir / "collectri_atlas_subset.csv"
+    write_text_atomic(out, sub.to_csv(index=False, lineterminator="\n"))
+    return out
+
+
+def build_datasets(out_dir: Path) -> list[Path]:
+    """Simulate and write every dataset marked ``shipped`` in the registry (h5ad + edges CSV)."""
+    written = []
+    for spec in _REGISTRY.values():
+        if not spec.shipped:
+            continue
+        path = out_dir / spec.file_name
+        write_h5ad(simulate_dataset(spec.name), path)
+        written += [path, write_edges_csv(truth_edges(spec.name), edges_path_for(path))]
+    return written
+
+
+def build_all(out_dir: Path = BUILTIN) -> list[Path]:
+    """Regenerate every shipped file into ``out_dir``; returns the paths written.
+
+    The CollecTRI subset is refreshed first (when the full file is available) and only when
+    building in place, since the datasets are simulated from the installed copy.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    if out_dir.resolve() == BUILTIN.resolve():
+        subset = build_collectri_subset(out_dir)
+        if subset:
+            written.append(subset)
+    written += build_datasets(out_dir)
+    # later: written += build_demo_checkpoint(out_dir)
+    return written
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=BUILTIN, help="output folder (default: the package's builtin/)")
+    parser.add_argument("--check", action="store_true",
+                        help="build twice in temporary folders and compare sha256 (nothing is changed)")
+    args = parser.parse_args(argv)
+    if not args.check:
+        for path in build_all(args.out):
+            print(f"{sha256(path)[:16]}  {path.stat().st_size / 1e6:7.3f} MB  {path}")
+        return 0
+    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+        first, second = build_all(Path(a)), build_all(Path(b))
+        ok = True
+        for p1, p2 in zip(first, second):
+            h1, h2 = sha256(p1), sha256(p2)
+            shipped = BUILTIN / p1.name
+            hs = sha256(shipped) if shipped.exists() else "missing"
+            status = "ok" if h1 == h2 == hs else "DIFFERS"
+            ok &= status == "ok"
+            print(f"{status:8s} {p1.name:28s} build1 {h1[:12]} build2 {h2[:12]} shipped {hs[:12]}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
