@@ -1,0 +1,70 @@
+"""The command line end to end, in a subprocess, as a user runs it."""
+
+import subprocess
+import sys
+
+import anndata as ad
+import networkx as nx
+import pandas as pd
+import pytest
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "perturbode_core", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def test_help_lists_every_command_and_option():
+    out = cli("--help")
+    assert out.returncode == 0
+    for cmd in ("train", "grn", "simulate"):
+        assert cmd in out.stdout
+    train_help = cli("train", "--help").stdout
+    for opt in ("--data", "--out", "--perturbation-key", "--control", "--epochs", "--seed", "--config", "--resume"):
+        assert opt in train_help
+
+
+def test_train_grn_simulate(teacher_h5ad, tmp_path):
+    run = tmp_path / "run"
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"train": {"cells_per_condition": 16, "learning_rate": 0.02}, "model": {"n_modules": 8}}')
+    out = cli("train", "--data", teacher_h5ad, "--out", run, "--epochs", 3, "--seed", 1, "--config", cfg, "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert (run / "model.pt").exists() and (run / "grn.csv").exists()
+    hist = pd.read_csv(run / "history.csv")
+    assert hist.epoch.tolist() == [1, 2, 3]
+    out = cli("train", "--data", teacher_h5ad, "--out", run, "--epochs", 5, "--resume", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert pd.read_csv(run / "history.csv").epoch.tolist() == [1, 2, 3, 4, 5]
+
+    out = cli("grn", "--checkpoint", run / "model.pt", "--out", tmp_path / "e.csv", "--top-k", 7)
+    assert out.returncode == 0 and len(pd.read_csv(tmp_path / "e.csv")) == 7
+    out = cli("grn", "--checkpoint", run / "model.pt", "--out", tmp_path / "e.graphml", "--sparsity", 0.1)
+    assert out.returncode == 0 and nx.read_graphml(tmp_path / "e.graphml").number_of_edges() == 13
+
+    out = cli("simulate", "--checkpoint", run / "model.pt", "--data", teacher_h5ad, "--perturb",
+              "G001:knockout+G004:overexpression=2", "--out", tmp_path / "pred.h5ad")
+    assert out.returncode == 0, out.stderr
+    pred = ad.read_h5ad(tmp_path / "pred.h5ad")
+    assert set(pred.obs.perturbation) == {"control", "G001:knockout+G004:overexpression=2"}
+    effects = pd.read_csv(tmp_path / "pred_effects.csv")
+    assert effects.set_index("gene").loc["G001", "mean_change"] < 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--data", "missing.h5ad", "--out", "r"], "File not found"),
+    (["train", "--data", "{h5ad}", "--out", "r", "--control", "ctl"], "Control label 'ctl' does not occur"),
+    (["train", "--data", "{h5ad}", "--out", "r", "--perturbation-key", "guide"], "No perturbation column 'guide'"),
+    (["train", "--data", "{h5ad}", "--out", "r", "--resume"], "Nothing to resume"),
+    (["train", "--data", "{h5ad}", "--out", "r", "--config", "{badcfg}"], "Unknown training option"),
+    (["grn", "--checkpoint", "{h5ad}", "--out", "e.csv"], "Not a PerturbODE checkpoint"),
+    (["grn", "--checkpoint", "nothing.pt", "--out", "e.csv"], "Checkpoint not found"),
+])
+def test_errors_are_one_line_without_traceback(args, message, teacher_h5ad, tmp_path):
+    badcfg = tmp_path / "bad.json"
+    badcfg.write_text('{"train": {"epoch": 3}}')
+    args = [a.format(h5ad=teacher_h5ad, badcfg=badcfg) for a in args]
+    out = cli(*args, cwd=tmp_path)
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert out.stderr.strip().count("\n") == 0 and out.stderr.startswith("error: ")

@@ -1,0 +1,75 @@
+"""Network extraction, binarisation, exports and simulation outputs."""
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from perturbode_core import grn
+from perturbode_core.errors import PerturbODEError
+from perturbode_core.simulate import effect_table, predict_anndata, trajectories, trajectories_anndata
+
+
+def test_edge_table_ranking_and_binarisation():
+    G = np.array([[0.0, -3.0, 0.1], [2.0, 0.0, 0.0], [0.5, -0.2, 9.0]])
+    genes = ["a", "b", "c"]
+    e = grn.edge_table(G, genes)
+    assert len(e) == 6  # self-loops excluded
+    assert e.iloc[0][["source", "target", "weight", "sign"]].tolist() == ["b", "a", -3.0, -1]
+    assert e.iloc[1][["source", "target"]].tolist() == ["a", "b"]
+    assert len(grn.edge_table(G, genes, top_k=2)) == 2
+    assert len(grn.edge_table(G, genes, sparsity=0.5)) == 3
+    assert set(grn.edge_table(G, genes, threshold=0.4).weight) == {-3.0, 2.0, 0.5}
+    assert len(grn.edge_table(G, genes, self_loops=True)) == 9
+    with pytest.raises(PerturbODEError, match="one of top_k"):
+        grn.edge_table(G, genes, top_k=1, threshold=1)
+
+
+def test_grn_matrix_is_A_alpha_B_and_jacobian_mode(trained, teacher_data):
+    m = trained.model
+    W = m.module_weights()
+    np.testing.assert_allclose(grn.grn_matrix(m), (W["A"] * W["alpha"]) @ W["B"], rtol=1e-5, atol=1e-7)
+    J = grn.grn_matrix(m, alpha_mode="jacobian", cells=teacher_data.control_cells())
+    assert J.shape == (12, 12) and np.abs(J).sum() < np.abs(grn.grn_matrix(m)).sum()  # sigma' <= 1/4
+    with pytest.raises(PerturbODEError, match="needs cells"):
+        grn.grn_matrix(m, alpha_mode="jacobian")
+
+
+def test_exports_csv_and_graphml_round_trip(trained, tmp_path):
+    e = grn.model_edges(trained.model, top_k=15)
+    grn.write_edges_csv(e, tmp_path / "e.csv")
+    grn.write_graphml(e, tmp_path / "e.graphml", genes=trained.model.gene_names)
+    import pandas as pd
+
+    back = pd.read_csv(tmp_path / "e.csv")
+    assert list(back.columns[:4]) == ["source", "target", "weight", "sign"] and len(back) == 15
+    g = nx.read_graphml(tmp_path / "e.graphml")
+    assert g.number_of_edges() == 15 and g.number_of_nodes() == 12
+    s, t, w = e.iloc[0][["source", "target", "weight"]]
+    assert g.edges[s, t]["weight"] == pytest.approx(w) and g.edges[s, t]["sign"] == np.sign(w)
+
+
+def test_trajectories_and_effect_table(trained, teacher_data, teacher):
+    cells = teacher_data.control_cells()[:10]
+    out = trajectories(trained.model, cells, ["control", "G001", "G001+G002:overexpression"], n_times=5)
+    assert out["states"].shape == (5, 3, 10, 12) and out["labels"][0] == "control"
+    np.testing.assert_allclose(out["states"][0, 1], cells, atol=1e-6)  # starts at the given cells
+    table = effect_table(trained.model, cells, "G001")
+    top = table.iloc[0]
+    assert top.gene == "G001" and top.mean_change < -1.0 and top.targeted  # knocked out gene falls most
+    # the simulated knockout moves genes like the teacher's knockout does
+    teacher_change = teacher.simulate(cells, ["G001"])[-1, 0].mean(0) - teacher.simulate(cells, ["control"])[-1, 0].mean(0)
+    model_change = table.set_index("gene").loc[trained.model.gene_names, "mean_change"].to_numpy()
+    assert np.corrcoef(teacher_change, model_change)[0, 1] > 0.9
+    a = trajectories_anndata(trained.model, cells, "G001", n_times=4)
+    assert a.shape == (40, 12) and set(a.obs.time) == set(np.linspace(0, 10, 4))
+    p = predict_anndata(trained.model, cells, ["control", "G001"])
+    assert p.shape == (20, 12) and p.obs.perturbation.tolist().count("G001:knockout") == 10
+
+
+def test_simulation_bad_inputs(trained):
+    with pytest.raises(PerturbODEError, match="shape"):
+        trajectories(trained.model, np.zeros((3, 5)), ["G001"])
+    with pytest.raises(PerturbODEError, match="Horizon must be positive"):
+        trajectories(trained.model, np.zeros((3, 12)), ["G001"], horizon=-1)
+    with pytest.raises(PerturbODEError, match="NOPE"):
+        effect_table(trained.model, np.zeros((3, 12)), "NOPE:knockout")
