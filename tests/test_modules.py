@@ -130,3 +130,38 @@ def test_module_network_plot():
     act = M.condition_activity(np.zeros((2, 4)), ["control", "KO"], B, np.zeros(2))
     hm = module_activity_heatmap(act)
     assert hm.data[0].type == "heatmap" and list(hm.data[0].y) == ["KO", "control"]
+
+
+def test_cli_modules_and_enrich(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    checkpoint = pytest.importorskip("perturbode_core.checkpoint")
+    from perturbode_core.cli import main
+    from perturbode_core.enrichment import load_library
+    from perturbode_core.model import ModelConfig, PerturbODE
+
+    lib = load_library("hallmark")
+    term = "HALLMARK_ANGIOGENESIS"
+    planted = list(lib.genes[lib.terms.index(term)])
+    rng = np.random.default_rng(0)
+    rest = sorted(set(lib.vocabulary.astype(str)) - {g.casefold() for g in planted})
+    genes = planted + [g.upper() for g in rng.choice(rest, 300, replace=False)]
+    K = 6
+    model = PerturbODE(genes, ModelConfig(n_modules=K), seed=0)
+    with torch.no_grad():
+        model.A.mul_(0.01)
+        model.A[: len(planted), 2] = 1.0  # module 2 drives exactly the hallmark angiogenesis genes
+    path = checkpoint.save_checkpoint(tmp_path / "model.pt", model)
+    out = tmp_path / "modules.csv"
+    assert main(["modules", "--checkpoint", str(path), "--out", str(out), "--top-n", "5",
+                 "--summary", str(tmp_path / "summary.csv")]) == 0
+    table = pd.read_csv(out)
+    assert len(table) == K * 2 * 5 and set(table["role"]) == {"regulator", "target"}
+    assert pd.read_csv(tmp_path / "summary.csv").iloc[0]["module"] == 2
+    enr = tmp_path / "enrichment.csv"
+    assert main(["enrich", "--checkpoint", str(path), "--library", "hallmark", "--out", str(enr),
+                 "--top-n", str(len(planted)), "--max-q", "0.05"]) == 0
+    res = pd.read_csv(enr)
+    assert (res.iloc[0]["module"], res.iloc[0]["term"]) == (2, term)
+    assert f"M2: {term}" in capsys.readouterr().out
+    assert main(["enrich", "--checkpoint", str(path), "--library", "nope", "--out", str(enr)]) == 2
+    assert "Unknown gene-set library" in capsys.readouterr().err
