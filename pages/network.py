@@ -1,6 +1,104 @@
-"""Network page (placeholder: being built)."""
+"""Network page: the inferred gene regulatory network, its strongest edges, a gene's neighbourhood.
 
+Answers "who regulates whom, and how sure is the model?": an interactive plotly network (edges
+coloured by sign, width by |weight|, arrows for direction), a top-k or threshold cut, a gene's
+regulators and targets within k hops, genes coloured by module or by their role in a known
+network, the ground-truth overlay, the edge table, and CSV / GraphML downloads.
+"""
+
+import numpy as np
 import streamlit as st
 
-st.title("Network")
-st.info("Coming soon.")
+from perturbode_core import grn, plots
+from perturbode_ui.state import get_state
+from perturbode_ui.widgets import require_model, user_errors
+
+state = get_state()
+st.title("Gene regulatory network")
+require_model(state)
+model, data = state.model, state.data
+genes = list(model.gene_names)
+
+
+def network_matrix(alpha_mode: str) -> np.ndarray:
+    """G of the current model, computed once per model and mode (kept in the session state)."""
+    cache = state.network.setdefault("G", {})
+    key = (state.model_key, alpha_mode)
+    if key not in cache:
+        cells = data.control_cells() if alpha_mode == "jacobian" else None
+        cache.clear()  # one model at a time: drop matrices of older models
+        cache[key] = grn.grn_matrix(model, alpha_mode=alpha_mode, cells=cells)
+    return cache[key]
+
+
+with st.sidebar:
+    st.markdown("**Network options**")
+    alpha_mode = st.radio("Module weights", ["plain", "jacobian"], horizontal=True, key="net_alpha",
+                          help="plain: G = A·diag(α)·B. jacobian: α scaled by each module's mean slope on the "
+                               "control cells (discounts saturated modules).")
+    layout = st.selectbox("Layout", ["spring", "kamada_kawai", "circular"], key="net_layout")
+
+with user_errors("network"):
+    G = network_matrix(alpha_mode)
+    n_possible = len(genes) * (len(genes) - 1)
+    max_abs = float(np.abs(G[~np.eye(len(genes), dtype=bool)]).max()) if len(genes) > 1 else 0.0
+
+    c1, c2, c3 = st.columns([1.2, 1, 1])
+    with c1:
+        mode = st.radio("Keep edges by", ["top-k", "threshold"], horizontal=True, key="net_mode",
+                        help="top-k: the k strongest edges by |weight|. threshold: every edge with |weight| ≥ t.")
+        if mode == "top-k":
+            top_k = st.slider("Top-k edges", 1, max(1, min(500, n_possible)),
+                              min(max(2 * len(genes), 10), max(1, n_possible)), key="net_topk")
+            edges = grn.edge_table(G, genes, top_k=top_k)
+        else:
+            thr = st.slider("|weight| threshold", 0.0, max(max_abs, 1e-6), round(max_abs / 3, 4),
+                            step=max(max_abs / 100, 1e-6), format="%.4f", key="net_thr")
+            edges = grn.edge_table(G, genes, threshold=thr)
+    with c2:
+        focus = st.selectbox("Focus on a gene", ["(whole network)"] + sorted(genes, key=str.casefold), key="net_focus",
+                             help="Type to search. Shows the gene's regulators and/or targets.")
+        focus = None if focus == "(whole network)" else focus
+        hops = st.slider("Hops", 1, 3, 1, key="net_hops", disabled=focus is None)
+        direction = st.radio("Direction", ["both", "upstream", "downstream"], horizontal=True, key="net_dir",
+                             disabled=focus is None,
+                             help="upstream: regulators of the gene; downstream: its targets.")
+    with c3:
+        has_truth = state.truth is not None and len(state.truth) > 0
+        colour_opts = ["module", "none"] + (["ground truth"] if has_truth else [])
+        colour = st.radio("Colour genes by", colour_opts, key="net_colour",
+                          help="module: the module that drives the gene most strongly. ground truth: "
+                               "edges drawn as true positive / false positive / missed.")
+        if not has_truth:
+            st.caption("No known network for these data (upload one on the Evaluate page for the overlay).")
+
+    shown = plots.neighbourhood_edges(edges, focus, hops=hops, direction=direction) if focus else edges
+    w = model.module_weights()
+    modules = plots.dominant_module(w["A"], w["alpha"], genes)
+    fig = plots.network_figure(
+        shown, genes=[focus] if focus else None,
+        node_groups=modules if colour == "module" else None,
+        truth=state.truth if colour == "ground truth" else None,
+        focus=focus, layout=layout, title=None)
+
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Edges shown", len(shown))
+    m2.metric("Genes shown", fig.layout.meta["n_genes"] if fig.layout.meta else 0)
+    m3.metric("Activating share", f"{(shown['sign'] > 0).mean():.0%}" if len(shown) else "–")
+    if focus and len(shown) == 0:
+        st.info(f"{focus} has no edge in the current cut: raise top-k or lower the threshold.")
+    st.plotly_chart(fig, key="net_fig")
+
+    st.subheader("Edges")
+    table = shown.assign(module_of_target=shown["target"].map(modules))
+    st.dataframe(table, hide_index=True,
+                 column_config={"weight": st.column_config.NumberColumn(format="%.4f")})
+    stem = f"{state.dataset_name or 'network'}_grn".replace(" ", "_")
+    d1, d2 = st.columns(2)
+    d1.download_button("Download edges (CSV)", shown.to_csv(index=False).encode("utf-8"), f"{stem}.csv",
+                       "text/csv", key="net_dl_csv", on_click="ignore", icon=":material/download:")
+    d2.download_button("Download GraphML (Cytoscape, Gephi)",
+                       grn.graphml_bytes(shown, node_attributes={"module": modules}), f"{stem}.graphml",
+                       "application/graphml+xml", key="net_dl_graphml", on_click="ignore", icon=":material/download:")
+    # the Report page reuses what is on screen here
+    state.network["view"] = {"edges": shown, "figure": fig, "alpha_mode": alpha_mode, "focus": focus}
