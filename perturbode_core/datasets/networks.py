@@ -30,12 +30,12 @@ from ..errors import PerturbODEError
 from .boolean import BooleanRule
 from .network import GeneNetwork
 
-BUILTIN = "perturbode_core.datasets.builtin"
+BUILTIN = "perturbode_core.datasets"  # files live in its builtin/ folder (package data)
 
 
 def builtin_path(name: str) -> Path:
     """Path of a file shipped in ``perturbode_core/datasets/builtin``."""
-    path = Path(str(resources.files(BUILTIN).joinpath(name)))
+    path = Path(str(resources.files(BUILTIN).joinpath("builtin", name)))
     if not path.exists():
         raise PerturbODEError(f"Built-in file {name!r} is missing from the installation", where=str(path),
                               fix="Reinstall perturbode, or run scripts/build_datasets.py")

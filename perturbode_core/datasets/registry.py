@@ -129,7 +129,7 @@ def shipped_path(name: str) -> Path:
     """Where the shipped ``.h5ad`` of ``name`` lives (it may not exist for generated datasets)."""
     from importlib import resources
 
-    return Path(str(resources.files(BUILTIN).joinpath(_spec(name).file_name)))
+    return Path(str(resources.files(BUILTIN).joinpath("builtin", _spec(name).file_name)))
 
 
 def list_datasets() -> pd.DataFrame:
