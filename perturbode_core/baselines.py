@@ -478,7 +478,8 @@ class AdditiveBaseline(PredictionBaseline):
     """Sum of single-target effects: exact observed effects where the single is in training.
 
     For each target of the condition, the observed mean change of the training single-target
-    condition(s) with the same gene and type (same gene, any type, when none matches) is used;
+    condition(s) with the same gene and type (any dose when none matches the dose) is used; a
+    single of the same gene with another type is never used (a knockout is not an overexpression);
     a target never perturbed alone in training falls back to the ``fallback`` baseline's
     single-target prediction (default the linear baseline). The additive baseline is the
     reference for combinations: a model that beats it predicts genetic interactions.
@@ -506,10 +507,10 @@ class AdditiveBaseline(PredictionBaseline):
         for c, ivs in self._train_ivs.items():
             if len(ivs) == 1:
                 self._singles.setdefault((ivs[0].gene, ivs[0].kind, ivs[0].value), []).append(self.effects[c])
-                self._singles.setdefault((ivs[0].gene, None, None), []).append(self.effects[c])
+                self._singles.setdefault((ivs[0].gene, ivs[0].kind, None), []).append(self.effects[c])
 
     def _single(self, iv: Intervention) -> np.ndarray:
-        for key in ((iv.gene, iv.kind, iv.value), (iv.gene, None, None)):
+        for key in ((iv.gene, iv.kind, iv.value), (iv.gene, iv.kind, None)):
             if key in self._singles:
                 return np.mean(self._singles[key], axis=0)
         self._require_perturbations()

@@ -128,7 +128,7 @@ def test_additive_baseline_is_exact_on_additive_effects():
     # a target without a training single falls back on the linear baseline
     lin = LinearBaseline().fit(data, ["control", "g0", "g1", "g3"])
     expected = model.effects["g0"] + lin.predict_change("g4:shift")
-    assert model.predict_change("g0+g4:shift") == pytest.approx(expected)
+    assert model.predict_change("g0:shift+g4:shift") == pytest.approx(expected)
 
 
 def test_no_change_and_mean_shift_hand_case():
@@ -198,3 +198,15 @@ def test_prediction_registry_and_fit_all():
         assert model.train_conditions == ["control", "g0", "g1"]
     with pytest.raises(PerturbODEError, match="Unknown prediction baseline"):
         fit_prediction_baselines(data, ["control", "g0"], names=["deep"])
+
+
+def test_additive_never_uses_a_single_of_another_type():
+    """A held-out knockout must not borrow the observed effect of the same gene's overexpression."""
+    data, dA, dB, dD = _additive_data()
+    model = AdditiveBaseline().fit(data, ["control", "g0", "g1", "g3"])  # all are shifts
+    lin = LinearBaseline().fit(data, ["control", "g0", "g1", "g3"])
+    knockout = model.predict_change("g0:knockout")
+    assert not np.allclose(knockout, model.effects["g0"])
+    assert knockout == pytest.approx(lin.predict_change("g0:knockout"))
+    # another dose of the same type still uses the observed single
+    assert model.predict_change("g0:shift=2") == pytest.approx(model.effects["g0"])
