@@ -186,3 +186,50 @@ def write_tables(table: pd.DataFrame, out_dir, *, name: str = "table") -> tuple[
     write_text_atomic(out / f"{name}.csv", table.to_csv(index=False))
     write_text_atomic(out / f"{name}.md", to_markdown(table))
     return out / f"{name}.csv", out / f"{name}.md"
+
+
+def run_stability(data: PerturbationData, seeds, *, truth: pd.DataFrame | None = None, model_config=None,
+                  train_config=None, train_conditions=None, top_k: int | None = None, callback=None,
+                  log=print) -> dict:
+    """Train with several seeds: a consensus network with edge frequencies and the spread of metrics.
+
+    Parameters
+    ----------
+    seeds
+        The seeds (e.g. ``range(5)``).
+    top_k
+        Edges counted per run for the frequencies (default: the number of true edges, or 5 x genes).
+
+    Returns
+    -------
+    dict with ``consensus`` (source, target, frequency, mean_weight, sign_consistency),
+    ``metrics`` (one row per seed) and ``spread`` (mean, std, min, max per metric).
+    """
+    from .grn import grn_matrix
+    from .metrics import consensus_edges, metric_spread, network_metrics
+    from .train import TrainConfig, fit
+
+    seeds = list(seeds)
+    if len(seeds) < 2:
+        raise PerturbODEError("Stability needs at least two seeds", where="seeds", fix="Give e.g. 0,1,2")
+    say = log or (lambda *a, **k: None)
+    base = (train_config or TrainConfig()).to_dict()
+    matrices, rows = [], []
+    for s in seeds:
+        say(f"seed {s}...")
+        r = fit(data, model_config=model_config, train_config=TrainConfig.from_dict({**base, "seed": int(s)}),
+                train_conditions=train_conditions, callback=callback)
+        G = grn_matrix(r.model)
+        matrices.append(G)
+        row = {"seed": int(s), "best_epoch": r.best_epoch}
+        if truth is not None:
+            m = network_metrics(G, truth, data.gene_names)
+            row.update({k: m[k] for k in NETWORK_COLUMNS})
+        rows.append(row)
+    if top_k is None:
+        top_k = len(truth) if truth is not None else 5 * data.n_genes
+    metrics = pd.DataFrame(rows)
+    spread = metric_spread([{k: v for k, v in r.items() if k not in ("seed", "best_epoch")} for r in rows]) \
+        if truth is not None else pd.DataFrame()
+    return {"consensus": consensus_edges(matrices, data.gene_names, top_k=top_k), "metrics": metrics,
+            "spread": spread}
