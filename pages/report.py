@@ -1,6 +1,138 @@
-"""Report page (placeholder: being built)."""
+"""Report page: one self-contained HTML file for collaborators, and figures as PNG / SVG.
+
+Answers "how do I share this without the app?": the report holds the dataset summary, training
+settings and loss curves, the network and its strongest edges, modules and enrichment, the saved
+simulations, the metrics beside their baselines, package versions and the seed; it opens offline
+in any browser. Figures export through kaleido with the system Chromium (HTML where that is missing).
+"""
+
+import datetime as dt
 
 import streamlit as st
 
+from perturbode_core import grn, plots, report
+from perturbode_ui.state import get_state
+from perturbode_ui.widgets import require_data, user_errors
+
+state = get_state()
 st.title("Report")
-st.info("Coming soon.")
+require_data(state)
+model, data = state.model, state.data
+ev, enr, net = state.evaluation, state.enrichment, state.network
+
+
+def _value(d: dict, name: str):
+    """A result the Evaluate page stored as ``{"key": ..., "value": ...}`` (None when absent)."""
+    item = d.get(name)
+    return item.get("value") if isinstance(item, dict) else None
+
+
+def _edges():
+    """The edges on the Network page when it was opened, else the 2p strongest."""
+    view = net.get("view")
+    if view is not None and len(view["edges"]):
+        return view["edges"]
+    return grn.model_edges(model, top_k=min(2 * model.n_genes, model.n_genes * (model.n_genes - 1)))
+
+
+def _module_groups():
+    w = model.module_weights()
+    return plots.dominant_module(w["A"], w["alpha"], model.gene_names)
+
+
+# what each figure download is built from (built only when asked for: kaleido takes seconds)
+figures = {}
+if model is not None:
+    figures["Network"] = lambda: plots.network_figure(_edges(), node_groups=_module_groups(), title="Gene regulatory network")
+    if state.truth is not None:
+        figures["Network vs known network"] = lambda: plots.network_figure(_edges(), truth=state.truth,
+                                                                           title="Network vs known network")
+    figures["Network matrix G (heatmap)"] = lambda: plots.g_heatmap(grn.grn_matrix(model), model.gene_names)
+if state.history is not None and len(state.history):
+    figures["Loss curves"] = lambda: plots.loss_figure(state.history, best_epoch=state.train_settings.get("best_epoch"))
+if enr.get("network_figure") is not None:
+    figures["Module network"] = lambda: enr["network_figure"]
+if enr.get("dotplot") is not None:
+    figures["Enrichment dot plot"] = lambda: enr["dotplot"]
+if _value(ev, "network") is not None:
+    figures["Network metrics vs baselines"] = lambda: plots.metric_bar_figure(
+        _value(ev, "network"), metrics=["aupr", "auroc", "early_precision", "f1", "sign_accuracy"])
+if _value(ev, "prediction") is not None:
+    figures["Prediction metrics vs baselines"] = lambda: plots.metric_bar_figure(
+        _value(ev, "prediction")[0], metrics=["w2", "energy", "pearson_delta", "mse_mean"])
+for name, sc in state.simulations.items():
+    figures[f"Effects of {name}"] = (lambda sc=sc: plots.effect_bar_figure(sc.effects, title=f"Largest effects: {sc.spec}"))
+
+# ------------------------------------------------------------------------------------- report
+st.subheader("HTML report")
+with st.form("report_form"):
+    title = st.text_input("Title", f"PerturbODE: {state.dataset_name or 'analysis'}", key="rep_title")
+    notes = st.text_area("Notes for the reader (optional)", key="rep_notes")
+    sims = st.multiselect("Simulations to include", list(state.simulations), default=list(state.simulations),
+                          key="rep_sims", help="Scenarios saved on the Simulate page.")
+    c1, c2, c3 = st.columns(3)
+    top_k = c1.number_input("Edges in the network table", 5, 1000, 50, key="rep_topk")
+    with_truth = c2.checkbox("Overlay the known network", value=state.truth is not None,
+                             disabled=state.truth is None, key="rep_truth")
+    with_metrics = c3.checkbox("Include metrics (from the Evaluate page)", value=True, key="rep_metrics")
+    build = st.form_submit_button("Build report", type="primary", icon=":material/description:")
+
+if build:
+    with user_errors("report"), st.spinner("Building the report…"):
+        metrics = {}
+        if with_metrics:
+            if _value(ev, "network") is not None:
+                metrics["Network against the known network"] = _value(ev, "network")
+            if _value(ev, "prediction") is not None:
+                metrics["Held-out prediction"] = _value(ev, "prediction")[0]
+            stab = ev.get("stability") or {}
+            if "spread" in stab:
+                metrics["Stability over seeds (network metrics)"] = stab["spread"].reset_index(names="metric")
+        edges = None
+        if model is not None:
+            view = net.get("view")
+            edges = view["edges"] if view is not None and len(view["edges"]) else grn.model_edges(model, top_k=int(top_k))
+        ts = state.train_settings or {}
+        text = report.build_report(
+            title=title, notes=notes or None, data=data, model=model,
+            model_config=ts.get("model") or None, train_config=ts.get("train") or None,
+            history=state.history, best_epoch=ts.get("best_epoch"), edges=edges, top_k=int(top_k),
+            truth=state.truth if with_truth else None,
+            modules=enr.get("summary"), enrichment=(None if enr.get("result") is None
+                                                    else enr["result"][enr["result"]["qvalue"] <= 0.25]),
+            module_figures=[f for f in (enr.get("network_figure"), enr.get("dotplot")) if f is not None],
+            simulations={f"{n} ({state.simulations[n].spec})": state.simulations[n].effects for n in sims},
+            metrics=metrics or None,
+            seed=(ts.get("train") or {}).get("seed"),
+        )
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M")
+        state.report = {"html": text.encode("utf-8"), "file": f"perturbode_report_{stamp}.html"}
+
+if state.report.get("html"):
+    size = len(state.report["html"]) / 1e6
+    st.success(f"Report ready ({size:.1f} MB, self-contained: plotly.js is inside, nothing loads from the internet).")
+    st.download_button("Download report (HTML)", state.report["html"], state.report["file"], "text/html",
+                       key="rep_dl", on_click="ignore", icon=":material/download:", type="primary")
+else:
+    st.caption("Press Build report. Visit Network, Modules and Evaluate first to include their results.")
+
+# ------------------------------------------------------------------------------------ figures
+st.subheader("Figures")
+if not figures:
+    st.info("No figures yet: train or load a model first.")
+else:
+    c1, c2, c3 = st.columns([2, 1, 1])
+    which = c1.selectbox("Figure", list(figures), key="rep_fig")
+    fmt = c2.radio("Format", ["png", "svg", "html"], horizontal=True, key="rep_fmt")
+    if c3.button("Prepare figure", key="rep_fig_go"):
+        with user_errors("figure export"), st.spinner("Rendering…"):
+            data_bytes, mime, ext = report.figure_bytes(figures[which](), fmt)
+            state.report["figure"] = (which, data_bytes, mime, ext)
+            if ext != fmt:
+                st.warning("No Chrome/Chromium found for image export: the figure comes as interactive HTML.")
+    fig_item = state.report.get("figure")
+    if fig_item:
+        name, data_bytes, mime, ext = fig_item
+        stem = "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
+        st.download_button(f"Download {name} ({ext.upper()})", data_bytes, f"{stem}.{ext}", mime,
+                           key="rep_fig_dl", on_click="ignore", icon=":material/download:")
