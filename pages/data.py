@@ -1,6 +1,105 @@
-"""Data page (placeholder: being built)."""
+"""Home / Data: pick a built-in dataset, upload an .h5ad or name a server file; see a summary."""
 
+import pandas as pd
 import streamlit as st
 
+from perturbode_core import data as pdata
+from perturbode_core import plots_dashboard as plots
+from perturbode_ui import data_io, loaders
+from perturbode_ui.state import get_state, load_demo
+from perturbode_ui.widgets import user_errors
+
+state = get_state()
 st.title("Data")
-st.info("Coming soon.")
+st.caption("Learn a gene regulatory network from a perturbation screen with an interpretable neural ODE. "
+           "The demo dataset and a trained model are loaded; load your own data here.")
+
+builtin, upload, server = st.tabs(["Built-in datasets", "Upload .h5ad", "Server-side file"])
+with builtin:
+    names = loaders.builtin_datasets()
+    current = names.index(state.dataset_name) if state.dataset_name in names else 0
+    name = st.selectbox("Dataset", names, index=current, key="data_builtin_name")
+    st.caption(loaders.dataset_description(name))
+    if st.button("Load dataset", key="data_builtin_load", type="primary"):
+        with user_errors("loading " + name), st.spinner(f"Loading {name}…"):
+            if name == loaders.demo_dataset():
+                load_demo(state)  # the demo comes with its trained model
+            else:
+                data, truth, messages = loaders.load_builtin(name)
+                state.set_data(data, name=name, source="builtin", truth=truth, messages=messages)
+            st.success(f"Loaded {name}.")
+
+with upload:
+    file = st.file_uploader("An AnnData file (.h5ad): cells × genes, log-normalised, with a perturbation "
+                            "column in obs", type=["h5ad"], key="data_upload")
+    if file is not None and (state.pending or {}).get("upload_id") != file.file_id:
+        with user_errors("reading the upload"):
+            adata = data_io.read_upload(file.name, file.getvalue(), state.workdir)
+            state.pending = {"adata": adata, "name": file.name, "source": "upload", "upload_id": file.file_id}
+
+with server:
+    allowed = state.settings.allowed_data_dir
+    st.caption(f"Files inside {allowed} only." if allowed else
+               "Any file this server can read (local use). Set PERTURBODE_DATA_DIR to restrict.")
+    path_text = st.text_input("Path of an .h5ad file on the server", key="data_path")
+    if st.button("Read file", key="data_path_read"):
+        with user_errors("reading the file"):
+            path = data_io.check_server_path(path_text, allowed)
+            adata = pdata.read_h5ad(path)
+            state.pending = {"adata": adata, "name": path.name, "source": "path"}
+
+if state.pending is not None:
+    st.subheader(f"Columns of {state.pending['name']}")
+    adata = state.pending["adata"]
+    key_guess, control_guess = data_io.guess_columns(adata)
+    columns = [str(c) for c in adata.obs.columns]
+    if not columns:
+        st.error(f"{state.pending['name']} has no obs columns: it needs one naming the perturbation of each cell.")
+    else:
+        c1, c2, c3 = st.columns(3)
+        key = c1.selectbox("Perturbation column", columns, help="obs column with the target gene(s) of each cell, "
+                           "'+'-joined for combinations", index=columns.index(key_guess) if key_guess in columns else 0)
+        values = sorted(map(str, pd.unique(adata.obs[key].astype(str))))[:500]
+        guess = pdata.guess_control_label(adata.obs[key])
+        control = c2.selectbox("Control label", values, index=values.index(guess) if guess in values else 0,
+                               help="The label of unperturbed cells")
+        normalize = c3.checkbox("Normalise raw counts", help="normalize_total + log1p (only for raw counts)")
+        if st.button("Use these data", type="primary", key="data_use"):
+            with user_errors("loading the data"):
+                data, truth, messages = data_io.build_data(adata, perturbation_key=key, control=control,
+                                                           source=state.pending["name"], normalize=normalize)
+                state.set_data(data, name=state.pending["name"], source=state.pending["source"],
+                               truth=truth, messages=messages)
+                st.rerun()
+
+if state.data is None:
+    st.info("No dataset loaded yet.")
+    st.stop()
+
+data = state.data
+summary = pdata.describe(data)
+st.subheader(f"{state.dataset_name}")
+for msg in state.data_messages:
+    st.warning(msg)
+m = st.columns(5)
+m[0].metric("Cells", f"{summary['n_cells']:,}")
+m[1].metric("Genes", f"{summary['n_genes']:,}")
+m[2].metric("Conditions", summary["n_conditions"])
+m[3].metric("Control cells", f"{summary['n_control_cells']:,}")
+m[4].metric("Median cells / condition", f"{summary['median_cells_per_condition']:.0f}")
+types = ", ".join(f"{k}: {v}" for k, v in summary["intervention_types"].items()) or "none"
+st.caption(f"Control label **{data.control}** · intervention targets by type: {types} · "
+           f"{summary['n_combinations']} combinations · "
+           f"{'time points ' + ', '.join(map(str, summary['times'])) if summary['times'] else 'steady state'}"
+           f"{' · known network: ' + str(len(state.truth)) + ' edges' if state.truth is not None else ''}")
+
+left, right = st.columns([3, 2])
+with left:
+    method = st.radio("Embedding", ["pca", "umap"], horizontal=True, format_func=str.upper,
+                      help="PCA is instant; UMAP takes a few seconds (cached)")
+    emb = data_io.embedding(data, state.data_key, method, state.settings.max_plot_cells)
+    st.plotly_chart(plots.embedding_figure(emb["coords"], emb["labels"], control=data.control, axis_names=emb["axes"],
+                                           title=f"Cells coloured by condition ({len(emb['index']):,} shown)"))
+with right:
+    st.plotly_chart(plots.cells_per_condition_figure(summary["per_condition"], control=data.control))
+    st.dataframe(summary["per_condition"], hide_index=True, height=260)

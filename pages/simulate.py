@@ -1,6 +1,103 @@
-"""Simulate page (placeholder: being built)."""
+"""Simulate: knockouts, knock-downs, overexpression and shifts of any genes, alone or combined."""
 
 import streamlit as st
 
+from perturbode_core import plots_dashboard as plots
+from perturbode_ui import data_io, simulation
+from perturbode_ui.state import get_state
+from perturbode_ui.widgets import require_model, user_errors
+
+state = get_state()
 st.title("Simulate")
-st.info("Coming soon.")
+require_model(state)
+model, data = state.model, state.data
+st.caption(f"Model: **{state.model_source}** · {model.n_genes} genes. Ask what a perturbation does, measured or not.")
+
+# ---- perturbation builder
+targets = [iv.gene for ivs in data.interventions.values() for iv in ivs]
+default_gene = [targets[0]] if targets and targets[0] in model.gene_names else list(model.gene_names[:1])
+genes = st.multiselect("Target genes (several = a combination)", list(model.gene_names), default=default_gene,
+                       key="sim_genes")
+rows = []
+for gene in genes:
+    c1, c2 = st.columns([2, 1])
+    label = c1.selectbox(f"{gene}: intervention", list(simulation.KINDS), key=f"sim_kind_{gene}")
+    _, field, default, _ = simulation.KINDS[label]
+    value = c2.number_input(f"{gene}: {field}", value=default, min_value=0.0, key=f"sim_value_{gene}",
+                            max_value=100.0 if label.startswith("knock-down") else None) if field else None
+    rows.append((gene, label, value))
+typed = st.text_input("…or type a perturbation (overrides the builder)", key="sim_spec",
+                      placeholder="GATA1:knockout+SPI1:overexpression=2+CEBPA:knockdown=0.7",
+                      help="Targets joined by '+'; types knockout, knockdown=fraction, overexpression=fold, shift=rate")
+spec = typed.strip() or (simulation.builder_spec(rows) if rows else "")
+
+# ---- start cells and horizon
+c1, c2, c3, c4 = st.columns(4)
+condition = c1.selectbox("Start from the cells of", data.conditions, key="sim_start",
+                         help="Usually the control cells; any measured condition works")
+columns = simulation.subset_columns(data)
+column = c2.selectbox("Only cells with", ["(all)"] + columns, key="sim_subset_col")
+values = []
+if column != "(all)":
+    values = c3.multiselect("equal to", sorted(map(str, data.obs[column].astype(str).unique())), key="sim_subset_vals")
+horizon = c4.number_input("Horizon", 0.1, 1000.0, float(model.config.horizon), key="sim_horizon",
+                          help="Integration time (the model was trained to this horizon)")
+
+check = None
+if spec:
+    with user_errors("gene check"):
+        check = simulation.parse_and_check(spec, model.gene_names)  # names any gene the model lacks
+if st.button("Run simulation", type="primary", disabled=check is None, key="sim_run"):
+    with user_errors("simulation"), st.spinner("Simulating…"):
+        emb = data_io.embedding(data, state.data_key, "pca", state.settings.max_plot_cells)
+        state.last_simulation = simulation.run_scenario(
+            state, spec, condition=condition, column=None if column == "(all)" else column, values=values,
+            horizon=float(horizon), pca=emb["pca"])
+
+sc = state.last_simulation
+if sc is not None:
+    st.subheader(f"{sc.spec} from {sc.start}")
+    st.caption(f"{sc.n_cells} start cells · horizon {sc.horizon:g} · {sc.seconds:.2f} s"
+               + (f" · measured as condition **{sc.measured}** (shown beside the simulation)" if sc.measured else
+                  " · never measured"))
+    effects_tab, traj_tab, cells_tab = st.tabs(["Effects", "Trajectories", "Cells on the embedding"])
+    with effects_tab:
+        left, right = st.columns([3, 2])
+        left.dataframe(sc.effects, hide_index=True, height=420,
+                       column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                      for c in ("control", "perturbed", "mean_change", "log2_fold_change", "z_change")})
+        right.plotly_chart(plots.effect_figure(sc.effects, top=15), key="sim_effect_fig")
+        a, b, c = st.columns([1, 1, 2])
+        a.download_button("Effect table (CSV)", sc.effects.to_csv(index=False).encode(), on_click="ignore",
+                          file_name=f"effects_{sc.spec.replace(':', '-').replace('+', '_')}.csv", mime="text/csv")
+        name = c.text_input("Scenario name", value=sc.name, key=f"sim_name_{sc.spec}", label_visibility="collapsed")
+        if b.button("Save scenario", key="sim_save"):
+            sc.name = name or sc.spec
+            state.simulations[sc.name] = sc
+            st.success(f"Saved {sc.name} ({len(state.simulations)} saved).")
+    with traj_tab:
+        top = [g for g in sc.effects["gene"].head(4) if g in model.gene_names]
+        show = st.multiselect("Genes", list(model.gene_names), default=list(dict.fromkeys(top)), key="sim_traj_genes")
+        st.plotly_chart(plots.trajectory_figure(sc.times, sc.mean, sc.sd, model.gene_names, show,
+                                                labels=("control", sc.spec)), key="sim_traj_fig")
+    with cells_tab:
+        emb = data_io.embedding(data, state.data_key, "pca", state.settings.max_plot_cells)
+        st.plotly_chart(plots.moving_cells_figure(emb["coords"], emb["labels"], sc.coords[:, 1], sc.times,
+                                                  control=data.control, measured=sc.measured, sim_label=sc.spec,
+                                                  axis_names=emb["axes"]), key="sim_cells_fig")
+
+# ---- comparison of saved scenarios
+if state.simulations:
+    st.subheader("Compare saved scenarios")
+    names = list(state.simulations)
+    chosen = st.multiselect("Scenarios", names, default=names[-2:], key="sim_compare")
+    if len(chosen) >= 2:
+        value = st.radio("Effect", ["z_change", "mean_change", "log2_fold_change"], horizontal=True, key="sim_cmp_val")
+        table = simulation.comparison_table(state.simulations, chosen, value)
+        st.plotly_chart(plots.comparison_figure({n: state.simulations[n].effects for n in chosen}, value=value),
+                        key="sim_cmp_fig")
+        st.dataframe(table, hide_index=True, height=300)
+        st.download_button("Comparison (CSV)", table.to_csv(index=False).encode(), file_name="scenario_comparison.csv",
+                           mime="text/csv", on_click="ignore")
+    else:
+        st.caption("Save at least two scenarios to compare them.")

@@ -1,6 +1,137 @@
-"""Train page (placeholder: being built)."""
+"""Train: options, an estimate, a background run with live progress and Stop, checkpoints in and out."""
 
 import streamlit as st
 
+from perturbode_core import plots_dashboard as plots
+from perturbode_core.model import SOLVERS, ModelConfig
+from perturbode_core.train import TrainConfig
+from perturbode_ui import training
+from perturbode_ui.state import get_state
+from perturbode_ui.widgets import require_data, user_errors
+
+state = get_state()
 st.title("Train")
-st.info("Coming soon.")
+require_data(state)
+st.caption(f"Data: **{state.dataset_name}** · current model: **{state.model_source or 'none'}**. Training runs in "
+           "the background: use the other pages meanwhile; the model becomes current when it ends.")
+
+d_model, d_train = ModelConfig(), TrainConfig()
+with st.form("train_options"):
+    c1, c2, c3, c4 = st.columns(4)
+    epochs = c1.number_input("Epochs", 1, 100000, d_train.epochs, key="train_epochs",
+                             help="Passes over the training conditions")
+    lr = c1.number_input("Learning rate", 1e-5, 1.0, d_train.learning_rate, format="%.4f", key="train_lr",
+                         help="Adam step size; long horizons want a smaller one")
+    modules = c1.number_input("Modules (0 = automatic)", 0, 4096, 0, key="train_modules",
+                              help="Hidden units K; automatic: K = genes up to 64 genes, genes/2 above")
+    l1 = c2.number_input("L1 weight", 0.0, 10.0, d_train.l1, format="%.4f", key="train_l1",
+                         help="Sparsity of the network; a few-fold too strong drives all weights to zero")
+    loss = c2.selectbox("Loss", ["w2", "sinkhorn"], key="train_loss",
+                        help="Exact W2 (POT) or debiased Sinkhorn (large batches)")
+    cells = c2.number_input("Cells per condition", 2, 4096, d_train.cells_per_condition, key="train_cells",
+                            help="Cells sampled per condition and step")
+    batch = c3.number_input("Conditions per step", 1, 4096, d_train.batch_conditions, key="train_batch",
+                            help="Perturbed conditions per optimisation step (the control joins every step)")
+    val = c3.number_input("Validation fraction", 0.0, 0.9, 0.1, step=0.05, key="train_val",
+                          help="Share of perturbations held out to pick the best epoch (0: pick on training loss)")
+    seed = c3.number_input("Seed", 0, 2**31 - 1, d_train.seed, key="train_seed", help="Seed of every random draw")
+    horizon = c4.number_input("Horizon T", 0.1, 1000.0, d_model.horizon, key="train_horizon",
+                              help="Integration time in decay times 1/γ (10-20 reaches steady state)")
+    solver = c4.selectbox("Solver", SOLVERS, key="train_solver", help="Fixed-step rk4 is fast and accurate enough")
+    step = c4.number_input("Step size", 0.01, 10.0, d_model.step_size, key="train_step",
+                           help="Fixed-step size; keep it below 1/γ")
+    b1, b2, _ = st.columns([1, 1, 4])
+    do_estimate = b1.form_submit_button("Estimate time & memory", key="train_estimate")
+    do_start = b2.form_submit_button("Start training", type="primary", disabled=state.training, key="train_start")
+
+model_config = ModelConfig(n_modules=int(modules) or None, horizon=float(horizon), solver=solver, step_size=float(step))
+train_config = TrainConfig(epochs=int(epochs), learning_rate=float(lr), l1=float(l1), loss=loss,
+                           cells_per_condition=int(cells), batch_conditions=int(batch), val_fraction=float(val),
+                           seed=int(seed))
+if do_estimate:
+    with user_errors("estimate"), st.spinner("Timing two training steps…"):
+        state.train_estimate = training.estimate(state, model_config.validate(), train_config.validate())
+if state.train_estimate:
+    e = state.train_estimate
+    mem = f"**{e['memory']['total'] / 2**20:,.0f} MB** of memory for {e['n_modules']} modules"
+    if e.get("seconds") is not None:
+        secs = f"{e['seconds']:.1f}" if e["seconds"] < 10 else f"{e['seconds']:,.0f}"
+        st.info(f"Estimate: about **{secs} s** ({e['steps']} steps of {e['step_seconds'] * 1000:.0f} ms) and {mem}.")
+    else:
+        st.info(f"Estimate: {mem}.")
+if do_start:
+    with user_errors("start"):
+        training.start_training(state, model_config=model_config.validate(), train_config=train_config.validate())
+
+
+@st.fragment(run_every=1 if state.training else None)
+def live():
+    """Progress of the latest job (reruns itself every second while it runs)."""
+    job = state.job
+    if job is None:
+        return
+    snap = job.snapshot()
+    p = snap.progress
+    text = f"{job.label}: {snap.status}"
+    if p is not None:
+        text += f" · epoch {p.epoch}/{p.epochs} · loss {p.loss:.4g}"
+        if snap.status == "running" and p.eta is not None:
+            text += f" · about {p.eta:.0f} s left"
+    st.progress(snap.fraction, text=text)
+    if snap.status == "running":
+        if st.button("Stop", key="train_stop", disabled=job.stop_requested,
+                     help="Ends after the current step; the best model so far is kept"):
+            job.stop()
+            st.caption("Stopping after the current step…")
+    elif state.sync_job():
+        st.rerun()  # the new model is current: refresh the whole page and sidebar
+    if snap.history:
+        st.plotly_chart(plots.loss_figure(snap.history, title="Loss during training"), key="live_loss")
+    for event in snap.events[-3:]:
+        st.warning(event)
+    if snap.status == "failed":
+        st.error(snap.error)
+        if snap.checkpoint_path:
+            a, b = st.columns(2)
+            if a.button("Resume from the last checkpoint", key="train_resume_failed"):
+                with user_errors("resume"):
+                    training.start_training(state, resume=snap.checkpoint_path)
+                    st.rerun()
+            if b.button("Use its best model", key="train_recover"):
+                with user_errors("recover"):
+                    training.recover_failed(state)
+                    st.rerun()
+
+
+live()
+
+st.subheader("Current model")
+if state.model is None:
+    st.info("No model yet: start a training run above, or upload a checkpoint below.")
+else:
+    st.caption(f"{state.model_source} · {state.model.n_genes} genes · {state.model.n_modules} modules"
+               + (f" · best epoch {state.train_settings.get('best_epoch')}" if state.train_settings.get("best_epoch") else ""))
+    if state.history is not None and len(state.history):
+        st.plotly_chart(plots.loss_figure(state.history, title="Training history (per epoch)"), key="history_loss")
+    col1, col2 = st.columns(2)
+    ckpt = state.checkpoint_bytes()
+    if ckpt is not None:
+        col1.download_button("Download checkpoint (model.pt)", ckpt, file_name="model.pt",
+                             mime="application/octet-stream", on_click="ignore", key="train_download")
+    source = training.resumable_checkpoint(state)
+    if source is not None and not state.training:
+        more = col2.number_input("Resume: train up to epoch", 1, 100000, int(epochs), key="train_more_epochs",
+                                 help="Continues the latest checkpoint exactly where it stopped, with its own options")
+        if col2.button("Resume training", key="train_resume"):
+            with user_errors("resume"):
+                training.start_training(state, train_config=TrainConfig(epochs=int(more)), resume=source)
+                st.rerun()
+
+st.subheader("Load a checkpoint")
+up = st.file_uploader("A model.pt from the command line or another session (must fit these data's genes)",
+                      type=["pt"], key="train_upload")
+if up is not None and st.button("Use this checkpoint", key="train_use_upload"):
+    with user_errors("checkpoint"):
+        training.load_uploaded_checkpoint(state, up.name, up.getvalue())
+        st.success(f"Loaded {up.name}.")
+        st.rerun()

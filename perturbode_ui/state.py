@@ -123,7 +123,9 @@ class AppState:
     job_adopted
         Whether the latest job's result has become the current model.
     simulations
-        Saved scenarios by name (:class:`Scenario`).
+        Saved scenarios by name (:class:`Scenario`): what the Report includes.
+    last_simulation
+        The latest run of the Simulate page (saved into ``simulations`` on request).
     enrichment, evaluation, network
         Results of the Modules, Evaluate and Network pages (free-form dicts owned by those pages).
     report
@@ -134,6 +136,10 @@ class AppState:
         Counters bumped on every change of data / model.
     pending
         An uploaded or path-read AnnData waiting for the user to confirm its columns.
+    run_count
+        Training runs started in this session (names the run folders and labels).
+    train_estimate
+        The last time / memory estimate of the Train page.
     """
 
     data: object | None = None
@@ -149,6 +155,7 @@ class AppState:
     job: object | None = None
     job_adopted: bool = False
     simulations: dict = field(default_factory=dict)
+    last_simulation: Scenario | None = None
     enrichment: dict = field(default_factory=dict)
     evaluation: dict = field(default_factory=dict)
     network: dict = field(default_factory=dict)
@@ -157,6 +164,8 @@ class AppState:
     data_version: int = 0
     model_version: int = 0
     pending: dict | None = None
+    run_count: int = 0
+    train_estimate: dict | None = None
     session_id: int = field(default_factory=lambda: next(_counter))
     startup_error: str | None = None
 
@@ -228,6 +237,7 @@ class AppState:
 
     def _clear_derived(self) -> None:
         self.simulations = {}
+        self.last_simulation = None
         self.enrichment = {}
         self.evaluation = {}
         self.network = {}
