@@ -189,7 +189,8 @@ def network_layout(graph: nx.Graph, *, method: str = "spring", seed: int = 0) ->
         return {k: tuple(v) for k, v in nx.circular_layout(graph).items()}
     und = graph.to_undirected() if graph.is_directed() else graph
     if method == "kamada_kawai" and nx.is_connected(und):
-        return {k: tuple(v) for k, v in nx.kamada_kawai_layout(und).items()}
+        # weight=None: signed "weight" attributes would be read as (negative) distances
+        return {k: tuple(v) for k, v in nx.kamada_kawai_layout(und, weight=None).items()}
     # k a bit above the default 1/sqrt(n) spreads the crowded centre of hub-heavy GRNs
     pos = nx.spring_layout(und, seed=seed, weight="abs_weight", k=1.5 / math.sqrt(n), iterations=100)
     return {k: tuple(v) for k, v in pos.items()}
