@@ -1,0 +1,116 @@
+"""AppTest of the Network, Modules & enrichment, Evaluate and Report pages on the demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # perturbode_ui lives beside app.py
+    sys.path.insert(0, str(ROOT))
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from perturbode_ui.state import STATE_KEY  # noqa: E402
+
+APP = str(ROOT / "app.py")
+TIMEOUT = 120  # the first run of a process prepares the demo model
+
+
+@pytest.fixture(scope="module")
+def app():
+    return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+
+
+def _open(app, page):
+    app.switch_page(page).run()
+    assert not app.exception, f"{page}: {app.exception}"
+    assert not app.error, f"{page}: {[e.value for e in app.error]}"
+    return app
+
+
+def _metric(app, label):
+    return next(m.value for m in app.metric if m.label == label)
+
+
+def _downloads(app):
+    return [b.proto.label for b in app.get("download_button")]
+
+
+def test_network_page_slider_focus_truth_downloads(app):
+    _open(app, "pages/network.py")
+    assert app.title[0].value == "Gene regulatory network"
+    assert len(app.get("plotly_chart")) == 1
+    n0 = int(_metric(app, "Edges shown"))
+    app.slider(key="net_topk").set_value(3).run()
+    assert int(_metric(app, "Edges shown")) == 3 != n0
+    # threshold mode: a higher threshold keeps fewer edges
+    app.radio(key="net_mode").set_value("threshold").run()
+    thr = app.slider(key="net_thr")
+    lo, hi = thr.min, thr.max
+    thr.set_value(lo).run()
+    n_lo = int(_metric(app, "Edges shown"))
+    app.slider(key="net_thr").set_value(hi * 0.9).run()
+    n_hi = int(_metric(app, "Edges shown"))
+    assert n_hi < n_lo
+    # focus on one gene: its neighbourhood only
+    app.radio(key="net_mode").set_value("top-k").run()
+    app.slider(key="net_topk").set_value(20).run()
+    state = app.session_state[STATE_KEY]
+    gene = state.network["view"]["edges"]["source"].iloc[0]
+    app.selectbox(key="net_focus").set_value(gene).run()
+    view = state.network["view"]["edges"]
+    assert 0 < len(view) <= 20 and ((view["source"] == gene) | (view["target"] == gene)).any()
+    app.radio(key="net_dir").set_value("downstream").run()
+    assert (state.network["view"]["edges"]["source"] == gene).any()
+    # the demo has a known network: the overlay is offered and draws
+    assert "ground truth" in app.radio(key="net_colour").options
+    app.radio(key="net_colour").set_value("ground truth").run()
+    assert not app.exception
+    fig = state.network["view"]["figure"]
+    assert {t.legendgroup for t in fig.data if t.mode == "lines"} <= {"true positive", "false positive", "missed"}
+    assert _downloads(app) == ["Download edges (CSV)", "Download GraphML (Cytoscape, Gephi)"]
+    app.selectbox(key="net_focus").set_value("(whole network)").run()
+
+
+def test_modules_page_and_enrichment(app):
+    _open(app, "pages/modules.py")
+    assert app.title[0].value == "Modules & enrichment"
+    assert len(app.dataframe) >= 3  # summary, regulators, targets
+    state = app.session_state[STATE_KEY]
+    assert {"regulator", "target"} <= set(state.enrichment["members"]["role"])
+    app.selectbox(key="enr_lib").set_value("hallmark")
+    submit = next(b for b in app.button if b.proto.is_form_submitter)
+    submit.click().run()
+    assert not app.exception and not app.error
+    assert state.enrichment.get("result") is not None
+    assert "Download enrichment (CSV)" in _downloads(app)
+    assert "Download membership (CSV)" in _downloads(app)
+
+
+def test_evaluate_page_model_beside_baselines(app):
+    _open(app, "pages/evaluate.py")
+    state = app.session_state[STATE_KEY]
+    net = state.evaluation["network"]["value"]
+    assert net["method"].iloc[0] == "PerturbODE" and len(net) >= 3  # always with baselines
+    summary = state.evaluation["prediction"]["value"][0]
+    assert summary["method"].iloc[0] == "PerturbODE" and {"no_change", "mean_shift"} <= set(summary["method"])
+    assert "Download network metrics (CSV)" in _downloads(app)
+
+
+def test_report_page_builds_report_with_network(app):
+    _open(app, "pages/report.py")
+    submit = next(b for b in app.button if b.proto.is_form_submitter)
+    submit.click().run()
+    assert not app.exception and not app.error
+    state = app.session_state[STATE_KEY]
+    html = state.report["html"].decode("utf-8")
+    assert 'id="network-figure"' in html and 'id="metrics"' in html  # metrics from the Evaluate page
+    assert "Download report (HTML)" in _downloads(app)
+    # a figure as HTML (no browser needed); PNG/SVG are covered by test_report and the browser test
+    app.radio(key="rep_fmt").set_value("html").run()
+    app.button(key="rep_fig_go").click().run()
+    assert state.report["figure"][3] == "html"
+    assert any(label.startswith("Download Network") for label in _downloads(app))
