@@ -96,7 +96,7 @@ st.caption(f"Control label **{data.control}** · intervention targets by type: {
 left, right = st.columns([3, 2])
 with left:
     method = st.radio("Embedding", ["pca", "umap"], horizontal=True, format_func=str.upper,
-                      help="PCA is instant; UMAP takes a few seconds (cached)")
+                      help="PCA is instant; UMAP takes 10-20 s the first time (then cached)")
     emb = data_io.embedding(data, state.data_key, method, state.settings.max_plot_cells)
     st.plotly_chart(plots.embedding_figure(emb["coords"], emb["labels"], control=data.control, axis_names=emb["axes"],
                                            title=f"Cells coloured by condition ({len(emb['index']):,} shown)"))

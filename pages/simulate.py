@@ -90,7 +90,8 @@ if sc is not None:
 if state.simulations:
     st.subheader("Compare saved scenarios")
     names = list(state.simulations)
-    chosen = st.multiselect("Scenarios", names, default=names[-2:], key="sim_compare")
+    chosen = st.multiselect("Scenarios", names, default=names[-2:],
+                            key=f"sim_compare_{len(names)}")  # a new save resets the default
     if len(chosen) >= 2:
         value = st.radio("Effect", ["z_change", "mean_change", "log2_fold_change"], horizontal=True, key="sim_cmp_val")
         table = simulation.comparison_table(state.simulations, chosen, value)
