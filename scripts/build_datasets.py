@@ -1,7 +1,8 @@
 """Regenerate the files shipped in ``perturbode_core/datasets/builtin`` byte-for-byte.
 
     python scripts/build_datasets.py            # rebuild in place
-    python scripts/build_datasets.py --check    # build twice in temporary folders, compare sha256
+    python scripts/build_datasets.py --demo-only  # retrain only the demo checkpoints
+    python scripts/build_datasets.py --check    # build the datasets twice in temporary folders, compare sha256
                                                 # with each other and with the shipped files
 
 Everything is deterministic: fixed seeds in the registry, and ``.h5ad`` files whose bytes depend
@@ -61,7 +62,38 @@ def build_datasets(out_dir: Path) -> list[Path]:
     return written
 
 
-def build_all(out_dir: Path = BUILTIN) -> list[Path]:
+def build_demo_checkpoints(out_dir: Path, names=None) -> list[Path]:
+    """Train the demo checkpoints with the project's own CLI on the shipped datasets.
+
+    ``perturbode train --data <name>.h5ad --config <DEMO_TRAIN_CONFIG[name]>``; the checkpoint is
+    copied to ``<name>_model.pt``. Training is seeded and deterministic on CPU, so the weights are
+    identical on every rebuild on the same machine and library versions; the file's bytes are not
+    (it records training times and package versions).
+    """
+    import json
+    import shutil
+    import subprocess
+
+    from perturbode_core.datasets.registry import DEMO_TRAIN_CONFIG
+
+    written = []
+    for name, config in DEMO_TRAIN_CONFIG.items():
+        if names is not None and name not in names:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = Path(tmp) / "config.json"
+            cfg.write_text(json.dumps(config))
+            cmd = [sys.executable, "-m", "perturbode_core", "train", "--data", str(out_dir / f"{name}.h5ad"),
+                   "--out", str(Path(tmp) / "run"), "--config", str(cfg), "--quiet"]
+            subprocess.run(cmd, check=True, cwd=ROOT)
+            target = out_dir / f"{name}_model.pt"
+            shutil.copyfile(Path(tmp) / "run" / "model.pt", target)
+            written.append(target)
+            print(f"trained {target.name}", flush=True)
+    return written
+
+
+def build_all(out_dir: Path = BUILTIN, *, checkpoints: bool = True) -> list[Path]:
     """Regenerate every shipped file into ``out_dir``; returns the paths written.
 
     The CollecTRI subset is refreshed first (when the full file is available) and only when
@@ -75,7 +107,8 @@ def build_all(out_dir: Path = BUILTIN) -> list[Path]:
         if subset:
             written.append(subset)
     written += build_datasets(out_dir)
-    # later: written += build_demo_checkpoint(out_dir)
+    if checkpoints:
+        written += build_demo_checkpoints(out_dir)
     return written
 
 
@@ -88,13 +121,20 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=BUILTIN, help="output folder (default: the package's builtin/)")
     parser.add_argument("--check", action="store_true",
                         help="build twice in temporary folders and compare sha256 (nothing is changed)")
+    parser.add_argument("--demo-only", action="store_true",
+                        help="only retrain the demo checkpoints from the shipped datasets")
     args = parser.parse_args(argv)
+    if args.demo_only:
+        for path in build_demo_checkpoints(args.out):
+            print(f"{path.stat().st_size / 1e6:7.3f} MB  {path}")
+        return 0
     if not args.check:
         for path in build_all(args.out):
             print(f"{sha256(path)[:16]}  {path.stat().st_size / 1e6:7.3f} MB  {path}")
         return 0
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-        first, second = build_all(Path(a)), build_all(Path(b))
+        # checkpoints record training times, so only the datasets are compared byte for byte
+        first, second = build_all(Path(a), checkpoints=False), build_all(Path(b), checkpoints=False)
         ok = True
         for p1, p2 in zip(first, second):
             h1, h2 = sha256(p1), sha256(p2)

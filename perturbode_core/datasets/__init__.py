@@ -13,11 +13,12 @@ list_datasets, load_dataset, truth_edges, write_dataset, simulate_dataset, get_n
 
 from .network import GeneNetwork
 from .networks import read_bnet, read_boolode, read_collectri, read_gt_grn, read_krumsiek11, read_sergio, read_sergio_dataset
-from .registry import (dataset_names, get_network, list_datasets, load_dataset, simulate_dataset, truth_edges,
+from .registry import (demo_checkpoint_path, dataset_names, get_network, list_datasets, load_dataset, simulate_dataset, truth_edges,
                        write_dataset)
 from .simulator import TechnicalNoise, simulate_screen
 
 __all__ = [
+    "demo_checkpoint_path",
     "GeneNetwork", "TechnicalNoise", "simulate_screen",
     "read_sergio", "read_sergio_dataset", "read_gt_grn", "read_krumsiek11", "read_boolode", "read_bnet",
     "read_collectri",

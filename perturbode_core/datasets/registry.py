@@ -132,6 +132,23 @@ def shipped_path(name: str) -> Path:
     return Path(str(resources.files(BUILTIN).joinpath("builtin", _spec(name).file_name)))
 
 
+#: Training options of the shipped demo checkpoints (``scripts/build_datasets.py`` trains them with
+#: the project's own CLI: ``perturbode train --config <these options as JSON>``).
+DEMO_TRAIN_CONFIG = {
+    "myeloid": {"train": {"epochs": 300, "learning_rate": 0.03, "seed": 0}},
+    "human-tf-atlas": {"train": {"epochs": 150, "learning_rate": 0.02, "seed": 0}},
+}
+
+
+def demo_checkpoint_path(name: str) -> Path | None:
+    """The shipped demo checkpoint trained on dataset ``name`` (None when there is none)."""
+    from importlib import resources
+
+    _spec(name)
+    path = Path(str(resources.files(BUILTIN).joinpath("builtin", f"{name}_model.pt")))
+    return path if path.is_file() else None
+
+
 def list_datasets() -> pd.DataFrame:
     """The built-in datasets.
 
