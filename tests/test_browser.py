@@ -1,0 +1,202 @@
+"""End-to-end in a real browser: Playwright drives the system Chromium against ``streamlit run app.py``.
+
+The server is started on a free 127.0.0.1 port and stopped by a fixture. Screenshots of each page
+go to ``test-artifacts/`` (gitignored). Skipped when Chromium or Playwright is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+
+pytestmark = pytest.mark.browser
+
+_spec = importlib.util.spec_from_file_location("perturbode_screenshots", ROOT / "scripts" / "screenshots.py")
+shots = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = shots
+_spec.loader.exec_module(shots)
+
+if not Path(shots.CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {shots.CHROMIUM}", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def server():
+    ARTIFACTS.mkdir(exist_ok=True)
+    with shots.serve(log_path=ARTIFACTS / "streamlit.log") as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as pw:
+        b = shots.launch(pw)
+        yield b
+        b.close()
+
+
+def _new_page(browser, base):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(base)
+    shots.wait_idle(page, 120)
+    page.get_by_role("heading", name="Data").first.wait_for()
+    return ctx, page
+
+
+def _shot(page, name):
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def _sidebar(page) -> str:
+    return page.locator('[data-testid="stSidebar"]').inner_text()
+
+
+def _progress_text(page) -> str:
+    loc = page.locator('[data-testid="stMain"] [data-testid="stProgress"]')
+    return loc.first.inner_text() if loc.count() else ""
+
+
+def _epoch(text: str) -> float:
+    m = re.search(r"epoch (\d+)/(\d+)", text)
+    return int(m.group(1)) if m else -1
+
+
+def test_full_loop_in_the_browser(server, browser, tmp_path):
+    ctx, page = _new_page(browser, server)
+    try:
+        # --- the demo is there at once
+        assert "demo checkpoint" in _sidebar(page)
+        assert "myeloid" in _sidebar(page)
+        _shot(page, "data")
+
+        # --- a short training: progress advances, then Stop
+        shots.open_page(page, "Train")
+        epochs = page.get_by_label("Epochs", exact=True)
+        epochs.fill("400")
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_role("button", name="Stop").wait_for(timeout=60_000)
+        first = -1
+        for _ in range(60):  # progress is polled every second by a fragment
+            first = _epoch(_progress_text(page))
+            if first >= 1:
+                break
+            page.wait_for_timeout(500)
+        later = first
+        for _ in range(60):
+            page.wait_for_timeout(500)
+            later = _epoch(_progress_text(page))
+            if later > first:
+                break
+        assert later > first >= 1, (first, later)
+        _shot(page, "train")
+        page.get_by_role("button", name="Stop").click()
+        page.get_by_text(re.compile(r"stopped")).first.wait_for(timeout=60_000)
+        shots.wait_idle(page)
+        page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebar\"]').innerText.includes('trained')",
+                               timeout=30_000)
+        assert "stopped early" in _sidebar(page)
+
+        # --- a knockout and its effect table
+        shots.open_page(page, "Simulate")
+        page.get_by_role("button", name="Run simulation").click()
+        shots.wait_idle(page)
+        page.get_by_role("tab", name="Effects").wait_for()
+        page.locator('[data-testid="stDataFrame"]').first.wait_for()  # the ranked effect table
+        assert page.get_by_text(re.compile(r"start cells · horizon")).count() >= 1
+        _shot(page, "simulate")
+
+        # --- the network, and its GraphML
+        shots.open_page(page, "Network")
+        page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.wait_for()
+        _shot(page, "network")
+        with page.expect_download() as dl:
+            page.get_by_role("button", name=re.compile("GraphML")).click()
+        path = tmp_path / "grn.graphml"
+        dl.value.save_as(path)
+        g = nx.read_graphml(path)
+        assert g.number_of_edges() > 0 and set(g.nodes) <= {"Gata2", "Gata1", "Fog1", "EKLF", "Fli1", "SCL", "Cebpa",
+                                                           "Pu.1", "cJun", "EgrNab", "Gfi1"}
+        assert all("weight" in d for _, _, d in g.edges(data=True))
+
+        shots.open_page(page, "Modules & enrichment")
+        page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+        _shot(page, "modules")
+        shots.open_page(page, "Evaluate")
+        page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+        _shot(page, "evaluate")
+
+        # --- the report: built, downloaded, contains the network figure, renders offline
+        shots.open_page(page, "Report")
+        page.get_by_role("button", name="Build report").click()
+        shots.wait_idle(page)
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="Download report (HTML)").click()
+        report = tmp_path / "report.html"
+        dl.value.save_as(report)
+        text = report.read_text(encoding="utf-8")
+        assert 'id="network-figure"' in text
+        assert not re.search(r"<script[^>]+src\s*=\s*[\"']?(https?:)?//", text, flags=re.I)
+        _shot(page, "report")
+        offline = browser.new_context(offline=True)  # a collaborator without network
+        try:
+            rp = offline.new_page()
+            rp.goto(report.as_uri())
+            rp.locator("#network-figure.js-plotly-plot .main-svg").first.wait_for(timeout=30_000)
+        finally:
+            offline.close()
+        # a figure as PNG through kaleido and the system Chromium
+        page.get_by_text("png", exact=True).click()
+        shots.wait_idle(page)
+        page.get_by_role("button", name="Prepare figure").click()
+        shots.wait_idle(page)
+        with page.expect_download() as dl:
+            page.get_by_role("button", name=re.compile(r"Download Network.*\(PNG\)")).click()
+        png = tmp_path / "network.png"
+        dl.value.save_as(png)
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        ctx.close()
+
+
+def _load_dataset(page, name):
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Dataset").first.click()
+    page.get_by_role("option", name=name, exact=True).click()
+    page.get_by_role("button", name="Load dataset").click()
+    shots.wait_idle(page, 120)
+    page.wait_for_function("n => document.querySelector('[data-testid=\"stSidebar\"]').innerText.includes(n)", arg=name,
+                           timeout=60_000)
+
+
+def test_two_sessions_do_not_share_state(server, browser):
+    ctx_a, a = _new_page(browser, server)
+    ctx_b, b = _new_page(browser, server)
+    try:
+        _load_dataset(a, "synthetic-12")
+        _load_dataset(b, "human-tf-atlas")
+        shots.open_page(a, "Network")  # a rerun of A after B changed its data
+        shots.open_page(b, "Network")
+        sa, sb = _sidebar(a), _sidebar(b)
+        assert "synthetic-12" in sa and "myeloid" not in sa
+        assert "human-tf-atlas" in sb and "synthetic-12" not in sb and "myeloid" not in sb
+        # neither has a model for its new data (the demo model of each session went with its genes)
+        a.get_by_text("No model for these data yet").first.wait_for(timeout=15_000)
+        b.get_by_text("No model for these data yet").first.wait_for(timeout=15_000)
+        # B's Data page still shows B's dataset after A's change
+        shots.open_page(b, "Data")
+        b.get_by_text(re.compile(r"2,100")).first.wait_for(timeout=15_000)
+        _shot(a, "session_a")
+        _shot(b, "session_b")
+    finally:
+        ctx_a.close()
+        ctx_b.close()
