@@ -5,6 +5,7 @@ import streamlit as st
 
 from perturbode_core import data as pdata
 from perturbode_core import plots_dashboard as plots
+from perturbode_core.errors import PerturbODEError
 from perturbode_ui import data_io, loaders
 from perturbode_ui.state import get_state, load_demo
 from perturbode_ui.widgets import user_errors
@@ -27,15 +28,20 @@ with builtin:
             else:
                 data, truth, messages = loaders.load_builtin(name)
                 state.set_data(data, name=name, source="builtin", truth=truth, messages=messages)
-            st.success(f"Loaded {name}.")
+            st.rerun()  # refresh the sidebar with the new dataset
 
 with upload:
     file = st.file_uploader("An AnnData file (.h5ad): cells × genes, log-normalised, with a perturbation "
                             "column in obs", type=["h5ad"], key="data_upload")
-    if file is not None and (state.pending or {}).get("upload_id") != file.file_id:
-        with user_errors("reading the upload"):
+    if file is not None and state.upload.get("id") != file.file_id:  # read each new file once
+        state.upload = {"id": file.file_id, "error": None}
+        try:
             adata = data_io.read_upload(file.name, file.getvalue(), state.workdir)
-            state.pending = {"adata": adata, "name": file.name, "source": "upload", "upload_id": file.file_id}
+            state.pending = {"adata": adata, "name": file.name, "source": "upload"}
+        except PerturbODEError as exc:
+            state.upload["error"] = str(exc)
+    if file is not None and state.upload.get("error"):
+        st.error(state.upload["error"])
 
 with server:
     allowed = state.settings.allowed_data_dir
@@ -59,8 +65,9 @@ if state.pending is not None:
         c1, c2, c3 = st.columns(3)
         key = c1.selectbox("Perturbation column", columns, help="obs column with the target gene(s) of each cell, "
                            "'+'-joined for combinations", index=columns.index(key_guess) if key_guess in columns else 0)
-        values = sorted(map(str, pd.unique(adata.obs[key].astype(str))))[:500]
         guess = pdata.guess_control_label(adata.obs[key])
+        # the guessed control first; a screen may have thousands of conditions, list 1,000 at most
+        values = [v for v in [guess] if v] + sorted(set(map(str, pd.unique(adata.obs[key].astype(str)))) - {guess})[:999]
         control = c2.selectbox("Control label", values, index=values.index(guess) if guess in values else 0,
                                help="The label of unperturbed cells")
         normalize = c3.checkbox("Normalise raw counts", help="normalize_total + log1p (only for raw counts)")

@@ -62,6 +62,7 @@ if state.train_estimate:
 if do_start:
     with user_errors("start"):
         training.start_training(state, model_config=model_config.validate(), train_config=train_config.validate())
+        st.rerun()  # a full rerun, so the sidebar shows the running job too
 
 
 @st.fragment(run_every=1 if state.training else None)
@@ -114,9 +115,9 @@ else:
     if state.history is not None and len(state.history):
         st.plotly_chart(plots.loss_figure(state.history, title="Training history (per epoch)"), key="history_loss")
     col1, col2 = st.columns(2)
-    ckpt = state.checkpoint_bytes()
-    if ckpt is not None:
-        col1.download_button("Download checkpoint (model.pt)", ckpt, file_name="model.pt",
+    if state.checkpoint_path:
+        # a callable: the file (tens of MB for big models) is read only when the button is clicked
+        col1.download_button("Download checkpoint (model.pt)", state.checkpoint_bytes, file_name="model.pt",
                              mime="application/octet-stream", on_click="ignore", key="train_download")
     source = training.resumable_checkpoint(state)
     if source is not None and not state.training:

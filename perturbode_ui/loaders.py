@@ -204,3 +204,20 @@ def demo_checkpoint_bytes(name: str) -> bytes:
             warnings.simplefilter("ignore")
             fit(data, train_config=cfg, callback=cb, stop=stop, checkpoint_path=path)
         return path.read_bytes()
+
+
+@st.cache_resource
+def warm_up() -> threading.Thread:
+    """Import torch's optimiser machinery once per server in the background.
+
+    The first ``torch.optim.Adam`` of a process imports torch._dynamo (3-4 s); doing it while
+    the user reads the first page makes their first Start training click respond at once.
+    """
+    def work():
+        import torch
+
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+    thread = threading.Thread(target=work, name="perturbode-warm-up", daemon=True)
+    thread.start()
+    return thread

@@ -136,6 +136,9 @@ class AppState:
         Counters bumped on every change of data / model.
     pending
         An uploaded or path-read AnnData waiting for the user to confirm its columns.
+    upload
+        The last uploaded data file seen (``id``) and its error, so a file is read once, not at
+        every rerun.
     run_count
         Training runs started in this session (names the run folders and labels).
     train_estimate
@@ -164,6 +167,7 @@ class AppState:
     data_version: int = 0
     model_version: int = 0
     pending: dict | None = None
+    upload: dict = field(default_factory=dict)
     run_count: int = 0
     train_estimate: dict | None = None
     session_id: int = field(default_factory=lambda: next(_counter))

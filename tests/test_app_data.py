@@ -43,6 +43,8 @@ def test_not_hdf5_upload_shows_the_core_message(app):
     assert "Not an HDF5/.h5ad file" in _errors(app) and "cells.h5ad" in _errors(app)
     assert "/tmp" not in _errors(app)  # the private temp path is not leaked
     assert app.session_state[STATE_KEY].pending is None
+    app.run()  # the error stays while the bad file is there; the file is not read again
+    assert "Not an HDF5/.h5ad file" in _errors(app)
 
 
 def test_truncated_upload(app, teacher_h5ad):
@@ -62,6 +64,9 @@ def test_good_upload_then_columns(app, teacher_h5ad):
     assert state.model is None  # the demo model has other genes
     assert state.truth is not None and len(state.truth) > 0  # read from uns['true_edges']
     assert not list(state.workdir.glob("upload-*"))  # the upload's temp folder is gone
+    assert state.pending is None  # the same upload is not offered again
+    app.run()
+    assert state.pending is None and not app.error
 
 
 def test_upload_with_wrong_column_gets_a_message(app, tmp_path):
