@@ -60,7 +60,12 @@ if _value(ev, "network") is not None:
 if _value(ev, "prediction") is not None:
     figures["Prediction metrics vs baselines"] = lambda: plots.metric_bar_figure(
         _value(ev, "prediction")[0], metrics=["w2", "energy", "pearson_delta", "mse_mean"])
-for name, sc in state.simulations.items():
+# saved scenarios, plus the latest run of the Simulate page when it was not saved
+scenarios = dict(state.simulations)
+last = getattr(state, "last_simulation", None)
+if last is not None and all(sc is not last and sc.spec != last.spec for sc in scenarios.values()):
+    scenarios[f"latest: {last.spec}"] = last
+for name, sc in scenarios.items():
     figures[f"Effects of {name}"] = (lambda sc=sc: plots.effect_bar_figure(sc.effects, title=f"Largest effects: {sc.spec}"))
 
 # ------------------------------------------------------------------------------------- report
@@ -68,8 +73,8 @@ st.subheader("HTML report")
 with st.form("report_form"):
     title = st.text_input("Title", f"PerturbODE: {state.dataset_name or 'analysis'}", key="rep_title")
     notes = st.text_area("Notes for the reader (optional)", key="rep_notes")
-    sims = st.multiselect("Simulations to include", list(state.simulations), default=list(state.simulations),
-                          key="rep_sims", help="Scenarios saved on the Simulate page.")
+    sims = st.multiselect("Simulations to include", list(scenarios), default=list(scenarios),
+                          key="rep_sims", help="Scenarios saved on the Simulate page, and its latest run.")
     c1, c2, c3 = st.columns(3)
     top_k = c1.number_input("Edges in the network table", 5, 1000, 50, key="rep_topk")
     with_truth = c2.checkbox("Overlay the known network", value=state.truth is not None,
@@ -101,7 +106,8 @@ if build:
             modules=enr.get("summary"), enrichment=(None if enr.get("result") is None
                                                     else enr["result"][enr["result"]["qvalue"] <= 0.25]),
             module_figures=[f for f in (enr.get("network_figure"), enr.get("dotplot")) if f is not None],
-            simulations={f"{n} ({state.simulations[n].spec})": state.simulations[n].effects for n in sims},
+            simulations={(n if n.startswith("latest") else f"{n} ({scenarios[n].spec})"): scenarios[n].effects
+                         for n in sims if n in scenarios},
             metrics=metrics or None,
             seed=(ts.get("train") or {}).get("seed"),
         )

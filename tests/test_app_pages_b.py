@@ -101,6 +101,9 @@ def test_evaluate_page_model_beside_baselines(app):
 
 
 def test_report_page_builds_report_with_network(app):
+    _open(app, "pages/simulate.py")
+    app.button(key="sim_run").click().run()  # the latest simulation goes into the report too
+    assert not app.exception
     _open(app, "pages/report.py")
     submit = next(b for b in app.button if b.proto.is_form_submitter)
     submit.click().run()
@@ -108,6 +111,7 @@ def test_report_page_builds_report_with_network(app):
     state = app.session_state[STATE_KEY]
     html = state.report["html"].decode("utf-8")
     assert 'id="network-figure"' in html and 'id="metrics"' in html  # metrics from the Evaluate page
+    assert 'id="simulations"' in html and "latest:" in html
     assert "Download report (HTML)" in _downloads(app)
     # a figure as HTML (no browser needed); PNG/SVG are covered by test_report and the browser test
     app.radio(key="rep_fmt").set_value("html").run()
