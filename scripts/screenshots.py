@@ -30,6 +30,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 #: (navigation title, file name) of every page, in the sidebar's order
 PAGES = [("Data", "data"), ("Train", "train"), ("Simulate", "simulate"), ("Network", "network"),
          ("Modules & enrichment", "modules"), ("Evaluate", "evaluate"), ("Report", "report")]
+#: the page's own title where it differs from its navigation title
+HEADINGS = {"Network": "Gene regulatory network"}
 
 
 def free_port() -> int:
@@ -90,8 +92,13 @@ def wait_idle(page, timeout: float = 60.0) -> None:
 
 
 def open_page(page, title: str, *, timeout: float = 60.0) -> None:
-    """Open a page through the sidebar navigation (a new URL would start a new session)."""
+    """Open a page through the sidebar navigation (a new URL would start a new session).
+
+    Returns once the page's own title is drawn and its script run has finished.
+    """
     page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+    page.locator('[data-testid="stMain"] h1').filter(has_text=HEADINGS.get(title, title)).first.wait_for(
+        timeout=timeout * 1000)
     wait_idle(page, timeout)
 
 
