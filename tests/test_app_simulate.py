@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +43,15 @@ def test_knockout_effect_table(app):
     assert sc.measured == gene  # the demo measured this knockout: shown beside the simulation
     assert sc.mean.shape == (len(sc.times), 2, state.model.n_genes) and sc.coords.shape[-1] == 2
     assert app.dataframe and app.get("download_button")  # table and CSV download
+    # the page's table is the core's simulate.effect_table for the same start cells
+    from perturbode_core import simulate
+    from perturbode_core.plots_dashboard import subsample
+    from perturbode_ui.simulation import start_cells
+
+    idx, _ = start_cells(state.data)
+    idx = idx[subsample(len(idx), state.settings.max_sim_cells, seed=0)]
+    direct = simulate.effect_table(state.model, state.data.X[idx], f"{gene}:knockout")
+    pd.testing.assert_frame_equal(direct, sc.effects, atol=1e-5)
     app.button(key="sim_save").click().run()
     assert list(state.simulations) == [sc.name]
 
