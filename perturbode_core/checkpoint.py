@@ -117,6 +117,14 @@ def load_checkpoint(path) -> dict:
     if not zipfile.is_zipfile(path):
         raise PerturbODEError("Not a PerturbODE checkpoint (not a torch zip archive; damaged, truncated or another kind of file)",
                               where=where, fix="Use a model.pt written by PerturbODE's train command or dashboard")
+    try:  # torch does not check the archive's CRC32s: flipped bytes in the weights would load silently
+        with zipfile.ZipFile(path) as zf:
+            bad_member = zf.testzip()
+    except Exception as exc:  # truncated members, bad compression ...
+        bad_member = f"{type(exc).__name__}: {exc}"
+    if bad_member is not None:
+        raise PerturbODEError(f"The checkpoint is damaged or corrupted (its contents fail the checksum: {bad_member.split('/', 1)[-1]})",
+                              where=where, fix="Use an intact copy (training keeps model.pt up to date at every epoch)")
     try:
         bundle = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

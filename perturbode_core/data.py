@@ -52,12 +52,27 @@ def read_h5ad(path: str | Path, *, backed: bool = False):
         raise PerturbODEError(
             "Not an HDF5/.h5ad file", where=str(path),
             fix="Save your AnnData with adata.write_h5ad(...) (CSV, loom and zarr are not read here)")
+    damaged = "Re-export the file with adata.write_h5ad(...) and try again"
     try:
-        return ad.read_h5ad(path, backed="r" if backed else None)
+        with h5py.File(path, "r") as fh:
+            keys = sorted(fh.keys())
+    except Exception as exc:  # truncated or damaged HDF5 structure
+        raise PerturbODEError(
+            f"Could not read the AnnData: the file is damaged or truncated ({type(exc).__name__}: {exc})",
+            where=str(path), fix=damaged) from exc
+    if not {"obs", "var"} <= set(keys):  # e.g. a 10x Genomics .h5 or another tool's HDF5 file
+        raise PerturbODEError(
+            f"An HDF5 file, but not an AnnData: it has no obs/var groups (top level: {', '.join(keys[:8]) or 'empty'})",
+            where=str(path), fix="Convert it to .h5ad first (a 10x .h5: scanpy.read_10x_h5(...).write_h5ad(...))")
+    try:
+        with warnings.catch_warnings():
+            # duplicated names get PerturbODE's own message (with the fix) when validated
+            warnings.filterwarnings("ignore", message=".*names are not unique", category=UserWarning)
+            return ad.read_h5ad(path, backed="r" if backed else None)
     except Exception as exc:  # h5py/anndata raise many types for damaged files
         raise PerturbODEError(
             f"Could not read the AnnData: the file is damaged or truncated ({type(exc).__name__}: {exc})",
-            where=str(path), fix="Re-export the file with adata.write_h5ad(...) and try again") from exc
+            where=str(path), fix=damaged) from exc
 
 
 def guess_perturbation_key(obs: pd.DataFrame) -> str | None:

@@ -42,6 +42,10 @@ def run(args) -> int:
     from ..train import TrainConfig, fit
 
     data = load_data(args)
+    if not data.perturbations:
+        raise PerturbODEError("The data have no perturbed conditions: every cell carries the control label",
+                              where=f"{args.data}, obs[{args.perturbation_key!r}]",
+                              fix="Training needs perturbed cells; check the perturbation column and --control")
     cfg = read_config_file(args.config) if args.config else {}
     model_cfg = ModelConfig.from_dict(cfg.get("model", {}))
     train_cfg = TrainConfig.from_dict(cfg.get("train", {}))
