@@ -64,6 +64,9 @@ def trajectories(model, cells, perturbations, *, horizon: float | None = None, n
     return {"times": times, "states": states, "labels": labels}
 
 
+_solve = trajectories  # effect_table's parameter of the same name shadows the function
+
+
 def trajectories_anndata(model, cells, perturbation, *, horizon: float | None = None, n_times: int = 21):
     """One perturbation's trajectories as an AnnData (rows: cell x time; obs: cell, time, perturbation)."""
     import anndata as ad
@@ -99,15 +102,23 @@ def predict_anndata(model, cells, perturbations, *, horizon: float | None = None
                       var=pd.DataFrame(index=list(model.gene_names)))
 
 
-def effect_table(model, cells, perturbation, *, horizon: float | None = None) -> pd.DataFrame:
+def effect_table(model, cells, perturbation, *, horizon: float | None = None,
+                 trajectories: dict | None = None) -> pd.DataFrame:
     """Per-gene effect of a perturbation versus the control simulation of the same cells.
+
+    ``trajectories`` may pass the output of :func:`trajectories` for ``["control", perturbation]``
+    on the same cells, so a caller that already solved them does not solve twice.
 
     Columns: gene, control (mean simulated level without intervention), perturbed (mean under
     the perturbation), mean_change, log2_fold_change (difference of log-scale means / ln 2, the
     log2 fold change when the data are log1p-normalised), z_change (change in units of the
     gene's scale), targeted (whether the gene is a target). Sorted by |z_change|.
     """
-    out = trajectories(model, cells, ["control", perturbation], horizon=horizon, n_times=2)
+    out = trajectories if trajectories is not None else \
+        _solve(model, cells, ["control", perturbation], horizon=horizon, n_times=2)
+    if out["states"].shape[1] != 2:
+        raise PerturbODEError("The given trajectories must hold exactly the control and the perturbation",
+                              where="effect_table", fix="Pass trajectories(model, cells, ['control', perturbation])")
     ctrl, pert = out["states"][-1, 0], out["states"][-1, 1]
     c_mean, p_mean = ctrl.mean(0), pert.mean(0)
     change = p_mean - c_mean

@@ -73,3 +73,12 @@ def test_simulation_bad_inputs(trained):
         trajectories(trained.model, np.zeros((3, 12)), ["G001"], horizon=-1)
     with pytest.raises(PerturbODEError, match="NOPE"):
         effect_table(trained.model, np.zeros((3, 12)), "NOPE:knockout")
+
+
+def test_effect_table_reuses_given_trajectories(trained, teacher_data):
+    cells = teacher_data.control_cells()[:8]
+    traj = trajectories(trained.model, cells, ["control", "G001"], n_times=6)
+    np.testing.assert_allclose(effect_table(trained.model, cells, "G001", trajectories=traj).sort_values("gene").mean_change,
+                               effect_table(trained.model, cells, "G001").sort_values("gene").mean_change, atol=1e-6)
+    with pytest.raises(PerturbODEError, match="exactly the control and the perturbation"):
+        effect_table(trained.model, cells, "G001", trajectories=trajectories(trained.model, cells, ["G001"]))
