@@ -180,8 +180,7 @@ sys.__stdout__.write(json.dumps(results))
 """
 
 #: items that also run as their own ``python -m perturbode_core`` process (one of each kind, and more)
-CLI_PROCESS_ITEMS = ("truncated_h5ad", "one_cell_condition", "gmt_not_utf8", "edges_missing_columns",
-                     "ckpt_runs_code", "ckpt_other_genes")
+CLI_PROCESS_ITEMS = ("truncated_h5ad", "gmt_not_utf8", "edges_missing_columns", "ckpt_runs_code")
 
 
 class _Proc:
@@ -444,3 +443,61 @@ def test_2gb_file_through_the_server_path(two_gb_file, monkeypatch):
     at.run()
     _clean(at)
     assert any("Not an HDF5" in e.value for e in at.error), [e.value for e in at.error]
+
+
+# ------------------------------------------------------------------------------------ numerical robustness
+def _finite_or_told(result_or_error, caught):
+    """Training either ended with finite weights and losses, or the user was told (warning / error)."""
+    told = [str(w.message) for w in caught if issubclass(w.category, PerturbODEWarning)]
+    if isinstance(result_or_error, PerturbODEError):
+        assert "diverged" in str(result_or_error) and result_or_error.fix
+        assert told, "steps were skipped with a warning before giving up"
+        return "error"
+    result = result_or_error
+    weights_finite = all(bool(np.isfinite(v.detach().numpy()).all()) for v in result.model.state_dict().values())
+    losses = result.history["train_loss"].to_numpy(dtype=float)
+    assert weights_finite, "NaN weights were returned silently"
+    if not np.isfinite(losses).all() or result.history["skipped_steps"].sum():
+        assert told and result.events, "a non-finite step went unreported"
+        return "told"
+    return "finite"
+
+
+@pytest.mark.parametrize("case", ["all_huge", "outliers"])
+def test_extreme_values_never_give_silent_nan(case, teacher_data):
+    """Expression in the millions (wrong units) or a few 1e6 outliers: finite, or the user is told."""
+    import dataclasses
+
+    from perturbode_core.train import TrainConfig, fit
+
+    X = teacher_data.X.copy()
+    if case == "all_huge":
+        X = X * 1e6 + 1e6
+    else:
+        rng = np.random.default_rng(0)
+        X[rng.integers(0, X.shape[0], 15), rng.integers(0, X.shape[1], 15)] = 1e6
+    data = dataclasses.replace(teacher_data, X=X)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            outcome = fit(data, train_config=TrainConfig(epochs=3, cells_per_condition=16, batch_conditions=6))
+        except PerturbODEError as exc:
+            outcome = exc
+    _finite_or_told(outcome, caught)
+
+
+def test_stiff_dynamics_are_reported_to_the_dashboard(teacher_data, tmp_path):
+    """A stiff, unstable configuration in the dashboard's worker: skipped steps reach the page's
+    events, and the failure a one-line message; the job ends 'failed', not with NaN weights."""
+    from perturbode_core.model import ModelConfig
+    from perturbode_core.train import TrainConfig
+    from perturbode_ui.jobs import TrainingJob
+
+    job = TrainingJob(teacher_data, checkpoint_path=tmp_path / "model.pt",
+                      model_config=ModelConfig(step_size=8.0, horizon=80.0, init_scale=400.0, solver="euler"),
+                      train_config=TrainConfig(epochs=6, cells_per_condition=8, batch_conditions=6)).start()
+    assert job.join(120)
+    snap = job.snapshot()
+    assert snap.status == "failed" and "diverged" in snap.error and "\n" not in snap.error
+    assert any("non-finite" in e and "learning rate lowered" in e for e in snap.events), snap.events
+    assert job.result is None  # no NaN model is handed to the pages
