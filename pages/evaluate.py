@@ -5,6 +5,8 @@ network recover a known one (built-in truth or an uploaded edge list)? how well 
 perturbations predicted? how stable is the network when training is repeated with other seeds?
 """
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -43,7 +45,7 @@ with st.expander("Use your own known network (CSV: source,target[,sign])", expan
     up = st.file_uploader("Known edges", type=["csv", "tsv", "txt"], key="ev_truth_upload")
     if up is not None and ev.get("truth_upload") != (up.name, up.size):
         with user_errors("known network"):
-            path = state.workdir / f"truth_{up.name}"
+            path = state.workdir / f"truth_{Path(up.name).name}"  # never a path from the client
             path.write_bytes(up.getvalue())
             # the known network belongs to the data: the Network page's overlay uses it too
             state.truth = read_edge_list(path)

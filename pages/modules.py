@@ -5,6 +5,8 @@ reads) and targets (the genes it drives), the module -> module network, and over
 of gene sets (shipped libraries or an uploaded GMT) in each module, as a dot plot and a table.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from perturbode_ui.state import get_state
@@ -97,7 +99,7 @@ if run:
             if gmt is None:
                 st.error("Choose a GMT file to upload first (one set per line: name, description, genes, tab-separated).")
                 st.stop()
-            path = state.workdir / f"upload_{gmt.name}"
+            path = state.workdir / f"upload_{Path(gmt.name).name}"  # never a path from the client
             path.write_bytes(gmt.getvalue())
             library = enrichment.read_gmt(path, name=gmt.name)
         else:

@@ -89,6 +89,9 @@ def wait_idle(page, timeout: float = 60.0) -> None:
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " || !/Running|Connecting/i.test(document.querySelector('[data-testid=\"stStatusWidget\"]').innerText)",
         timeout=timeout * 1000)
+    # st.spinner blocks inside a running script or fragment (e.g. "Scoring the model...")
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stSpinner\"]')",
+                           timeout=timeout * 1000)
 
 
 def open_page(page, title: str, *, timeout: float = 60.0) -> None:
