@@ -100,10 +100,15 @@ def guess_control_label(values) -> str | None:
 
 
 def _dense_float(X, where: str) -> np.ndarray:
+    from . import streaming
+
+    mapped = streaming.memmap_dataset(X)  # backed, dense, uncompressed: stay on disk
+    if mapped is not None and mapped.dtype == np.float32:
+        return mapped
     if sp.issparse(X):
         X = X.toarray()
-    elif hasattr(X, "to_memory"):
-        X = X.to_memory()
+    elif hasattr(X, "to_memory") or hasattr(X, "id"):  # backed sparse / h5py dataset
+        X = streaming.read_dense_chunked(X)
     X = np.asarray(X)
     if X.dtype.kind not in "fiub":
         raise PerturbODEError(f"Expression values have non-numeric type {X.dtype}", where=where,
@@ -300,7 +305,9 @@ def from_anndata(
         raise PerturbODEError(f"No layer {layer!r}", where=where,
                               fix=f"Use one of: {', '.join(adata.layers.keys()) or 'X (no layers)'}")
     X = _dense_float(X, where)
-    if not np.isfinite(X).all():
+    from .streaming import all_finite
+
+    if not all_finite(X):
         bad = ~np.isfinite(X)
         genes_bad = np.asarray(gene_names)[bad.any(0)][:5]
         raise PerturbODEError(
@@ -389,7 +396,9 @@ def from_anndata(
 def load(path: str | Path, **kwargs) -> PerturbationData:
     """Read an ``.h5ad`` file and validate it (keyword arguments as in :func:`from_anndata`).
 
-    ``backed=True`` opens the file backed; expression is then read once, densely.
+    ``backed=True`` opens the file backed: a dense float32 ``X`` stored uncompressed is then
+    memory-mapped (read from disk as minibatches need it, see :mod:`perturbode_core.streaming`);
+    other layouts are read once, densely, in row chunks.
     """
     backed = kwargs.pop("backed", False)
     adata = read_h5ad(path, backed=backed)

@@ -92,11 +92,16 @@ def wrap(model: nn.Module):
     """The model inside DistributedDataParallel (broadcasts rank 0's weights once)."""
     from torch.nn.parallel import DistributedDataParallel as DDP
 
+    import warnings
+
     dev = next(model.parameters()).device
-    # find_unused_parameters: a rank whose block has no overexpression leaves the learned
-    # deltas out of its graph; buffers (standardisation) are identical everywhere, no broadcast
-    return DDP(_LossModule(model), device_ids=[dev.index] if dev.type == "cuda" else None,
-               broadcast_buffers=False, find_unused_parameters=True)
+    # find_unused_parameters only with learned deltas: a rank whose block has no overexpression
+    # leaves them out of its graph (every other parameter is in every step's graph). Buffers
+    # (standardisation) are identical on every rank: no broadcast per step.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # broadcast_buffers' rename in torch 2.13
+        return DDP(_LossModule(model), device_ids=[dev.index] if dev.type == "cuda" else None,
+                   broadcast_buffers=False, find_unused_parameters=bool(model.config.learn_shift))
 
 
 def sharded_loss(step_module, closure, n_groups: int, world: int):

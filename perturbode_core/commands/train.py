@@ -29,13 +29,19 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/model.pt exactly where it stopped")
     p.add_argument("--top-k", type=int, default=None, help="edges written to grn.csv (default: all)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="cpu (default), cuda or cuda:N: where the model and minibatches live. Under torchrun "
+                        "each process takes cuda:LOCAL_RANK")
+    p.add_argument("--compile", action="store_true",
+                   help="compile the solver step with torch.compile (~2x faster steps for 1,000+ genes after a "
+                        "one-off compilation of tens of seconds)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from tqdm import tqdm
 
-    from .. import grn
+    from .. import distributed, grn
     from .._io import write_text_atomic
     from ..errors import PerturbODEError
     from ..model import ModelConfig
@@ -51,7 +57,12 @@ def run(args) -> int:
     train_cfg = TrainConfig.from_dict(cfg.get("train", {}))
     if args.modules is not None:
         model_cfg = ModelConfig.from_dict({**model_cfg.to_dict(), "n_modules": args.modules})
-    overrides = {"epochs": args.epochs, "seed": args.seed, "val_fraction": args.val_fraction}
+    device = getattr(args, "device", None)
+    if distributed.launched_by_torchrun():
+        # data-parallel: torchrun started one process per device; join its process group
+        device = distributed.init_from_env(device or train_cfg.device)
+    overrides = {"epochs": args.epochs, "seed": args.seed, "val_fraction": args.val_fraction, "device": device,
+                 "compile": True if getattr(args, "compile", False) else None}
     train_cfg = TrainConfig.from_dict({**train_cfg.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
     train_conditions = None
     if args.holdout:
@@ -68,7 +79,8 @@ def run(args) -> int:
     if args.resume and not ckpt_path.exists():
         raise PerturbODEError(f"Nothing to resume: {ckpt_path} does not exist", where=str(out),
                               fix="Run without --resume to start training")
-    if not args.resume and ckpt_path.exists():
+    main = distributed.is_main()
+    if not args.resume and ckpt_path.exists() and main:
         print(f"note: overwriting {ckpt_path} (use --resume to continue it)", file=sys.stderr)
 
     stop = threading.Event()
@@ -79,7 +91,8 @@ def run(args) -> int:
         print("\nstopping after this step (the best model so far is kept)...", file=sys.stderr)
 
     signal.signal(signal.SIGINT, on_interrupt)
-    bar = tqdm(total=train_cfg.epochs, unit="epoch", disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=train_cfg.epochs, unit="epoch", disable=args.quiet or not main, file=sys.stderr,
+               dynamic_ncols=True)
 
     def callback(pr):
         bar.n = pr.epoch - 1 + pr.step / pr.steps_per_epoch
@@ -94,6 +107,10 @@ def run(args) -> int:
     finally:
         bar.close()
         signal.signal(signal.SIGINT, previous)
+    if not main:  # rank 0 writes the outputs
+        distributed.shutdown()
+        return 0
+    distributed.shutdown()
     write_text_atomic(out / "history.csv", result.history.to_csv(index=False))
     edges = grn.model_edges(result.model, top_k=args.top_k)
     grn.write_edges_csv(edges, out / "grn.csv")
