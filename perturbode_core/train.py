@@ -418,6 +418,9 @@ def fit(
         rng = np.random.default_rng(cfg.seed)
         val_conditions = sorted(rng.choice(perts, size=n_val, replace=False).tolist()) if n_val else []
     fit_conditions = [c for c in conditions if c not in set(val_conditions)]
+    if len(fit_conditions) < 2:
+        raise PerturbODEError("No perturbed conditions to train on (only control cells)", where=data.source,
+                              fix="Include perturbed cells, or hold out fewer conditions for validation")
 
     torch.manual_seed(cfg.seed)  # nothing should use the global RNG; this guards third-party code
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -602,6 +605,12 @@ def fit(
     # the checkpoint always holds the last complete epoch (exactly resumable) and the best weights
     if checkpoint_path is not None:
         write_checkpoint(last_snap)
+    if best_epoch is None and history and not any(np.isfinite(h["train_loss"]) for h in history):
+        # every step was skipped: returning the untouched initial weights as "trained" would mislead
+        raise PerturbODEError(
+            f"Training failed: no step produced a finite loss in {len(history)} epoch(s)",
+            where="training", fix="Lower learning_rate or step_size, shorten the horizon, or check the data for "
+                                  "extreme values")
     model.load_state_dict(best_state)
     model.eval()
     model.to("cpu")  # results (and checkpoints) live on the CPU; --device only speeds training up

@@ -133,3 +133,17 @@ def test_single_profile_per_condition_bulk_screen(teacher_adata):
     assert data.n_cells == len(data.conditions)
     r = fit(data, train_config=_small_cfg(epochs=15))
     assert r.history.train_loss.iloc[-1] < r.history.train_loss.iloc[0]
+
+
+def test_control_only_data_is_refused(teacher_data):
+    only_control = teacher_data.subset_conditions([teacher_data.control])
+    with pytest.raises(PerturbODEError, match="No perturbed conditions"):
+        fit(only_control, train_config=_small_cfg(epochs=1))
+
+
+def test_run_where_every_step_fails_raises_instead_of_returning_untrained_weights(teacher_data):
+    # 2 epochs x 1 step: fewer skipped steps than the divergence limit, yet nothing was learned
+    cfg = ModelConfig(step_size=8.0, horizon=80.0, init_scale=400.0, solver="euler")
+    with pytest.warns(UserWarning, match="non-finite"):
+        with pytest.raises(PerturbODEError, match="no step produced a finite loss"):
+            fit(teacher_data, model_config=cfg, train_config=_small_cfg(epochs=2, batch_conditions=12))
