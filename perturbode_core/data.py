@@ -300,10 +300,10 @@ def from_anndata(
             fix="Give the label your control cells carry (--control / 'Control label')")
 
     # expression
-    X = adata.layers[layer] if layer is not None else adata.X
     if layer is not None and layer not in adata.layers:
         raise PerturbODEError(f"No layer {layer!r}", where=where,
                               fix=f"Use one of: {', '.join(adata.layers.keys()) or 'X (no layers)'}")
+    X = adata.layers[layer] if layer is not None else adata.X
     X = _dense_float(X, where)
     from .streaming import all_finite
 

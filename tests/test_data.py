@@ -148,3 +148,13 @@ def test_spec_parser_messages():
     for bad, msg in [("A:knockdown=2", "outside"), ("A:shift=abc", "not a number"), ("A+A", "twice"), ("", "Empty")]:
         with pytest.raises(PerturbODEError, match=msg):
             parse_spec(bad)
+
+
+def test_unknown_layer_is_a_clear_error_and_a_named_layer_is_read():
+    a = _adata(LABELS)
+    with pytest.raises(PerturbODEError, match="No layer 'counts'") as info:
+        from_anndata(a, layer="counts", source="screen.h5ad")
+    assert "screen.h5ad" in str(info.value) and "X (no layers)" in info.value.fix
+    a.layers["other"] = np.full(a.shape, 2.5, np.float32)
+    d = from_anndata(a, layer="other")
+    np.testing.assert_array_equal(d.X, np.full(a.shape, 2.5, np.float32))
