@@ -28,10 +28,33 @@ def test_grn_matrix_is_A_alpha_B_and_jacobian_mode(trained, teacher_data):
     m = trained.model
     W = m.module_weights()
     np.testing.assert_allclose(grn.grn_matrix(m), (W["A"] * W["alpha"]) @ W["B"], rtol=1e-5, atol=1e-7)
-    J = grn.grn_matrix(m, alpha_mode="jacobian", cells=teacher_data.control_cells())
+    cells = teacher_data.control_cells()
+    J = grn.grn_matrix(m, alpha_mode="jacobian", cells=cells)
     assert J.shape == (12, 12) and np.abs(J).sum() < np.abs(grn.grn_matrix(m)).sum()  # sigma' <= 1/4
+    # known answer: alpha_eff = alpha * mean over cells of sigma'(B z + b), z standardised
+    z = (cells - W["mean"]) / W["scale"]
+    s = 1.0 / (1.0 + np.exp(-(z @ W["B"].T + W["b"])))
+    alpha_eff = W["alpha"] * (s * (1 - s)).mean(0)
+    np.testing.assert_allclose(J, (W["A"] * alpha_eff) @ W["B"], rtol=1e-4, atol=1e-6)
     with pytest.raises(PerturbODEError, match="needs cells"):
         grn.grn_matrix(m, alpha_mode="jacobian")
+
+
+def test_grn_orientation_is_the_jacobian_of_the_field(trained, teacher_data):
+    """At one cell, the Jacobian-mode network is d f_i / d z_j of the vector field minus the decay
+    diagonal: row i is the target, column j the regulator (the export's source)."""
+    import torch
+
+    m = trained.model
+    x = teacher_data.control_cells()[:1]
+    z = m.standardize(x)[0]
+    jac = torch.autograd.functional.jacobian(lambda v: m.vector_field(v[None])[0], z).numpy()  # [i, j] = df_i/dz_j
+    G = grn.grn_matrix(m, alpha_mode="jacobian", cells=x)
+    np.testing.assert_allclose(G - np.diag(m.gamma.detach().numpy()),
+                               jac, rtol=1e-4, atol=1e-5)
+    e = grn.edge_table(G, m.gene_names, top_k=1)
+    i, j = np.unravel_index(np.argmax(np.abs(G - np.diag(np.diag(G)))), G.shape)
+    assert (e.source[0], e.target[0]) == (m.gene_names[j], m.gene_names[i])
 
 
 def test_exports_csv_and_graphml_round_trip(trained, tmp_path):

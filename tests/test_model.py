@@ -129,3 +129,23 @@ def test_sinkhorn_divergence_is_zero_for_identical_and_grows_with_shift():
     # for a pure translation, W2^2 = |shift|^2 = 3 and the debiased divergence is close to it
     assert float(exact_w2(x[0], x[0] + 1.0)) == pytest.approx(3.0, rel=1e-4)
     assert float(shifted) == pytest.approx(3.0, rel=0.1)
+
+
+def test_intervention_levels_are_in_data_units_under_a_non_trivial_scale():
+    """Knockout / clamp / knockdown levels are data units and shifts are standardised units (x scale
+    in data units), also when mean != 0 and scale != 1: a units slip in encode() shows here."""
+    p = 5
+    mean = np.array([1.0, 0.5, -1.0, 2.0, 0.3])
+    scale = np.array([2.0, 0.5, 3.0, 1.5, 0.8])
+    m = PerturbODE([f"g{i}" for i in range(p)], ModelConfig(n_modules=3, solver="dopri5"),
+                   mean=mean, scale=scale, control_level=np.full(p, 2.0))
+    with torch.no_grad():
+        m.A.zero_()
+        m.log_gamma.fill_(0.0)  # gamma = 1
+    x0 = np.full((1, p), 2.0, np.float32)
+    spec = "g0:shift=0.5+g1:knockout+g2:clamp=4+g3:knockdown=0.25+g4:overexpression=2"
+    out = m.simulate(x0, [spec], [0.0, 30.0])[-1, 0, 0]
+    expected = [2.0 + 0.5 * scale[0],  # shift / gamma standardised units
+                0.0, 4.0, 0.75 * 2.0,
+                2.0 + 2 * m.config.shift_delta * scale[4]]
+    np.testing.assert_allclose(out, expected, atol=1e-3)
