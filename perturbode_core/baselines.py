@@ -354,6 +354,18 @@ class NoChangeBaseline(PredictionBaseline):
     name = "no_change"
 
     def predict_change(self, condition) -> np.ndarray:
+        """Predicted mean change of ``condition`` versus control: zero for every gene.
+
+        Parameters
+        ----------
+        condition
+            A spec string or a list of Intervention (its targets are still checked).
+
+        Returns
+        -------
+        numpy.ndarray
+            Zeros, one per gene.
+        """
         self._require_fit()
         self.interventions_of(condition)  # still check the targets
         return np.zeros(len(self.gene_names))
@@ -368,6 +380,13 @@ class MeanShiftBaseline(PredictionBaseline):
         self.mean_change = np.mean(list(self.effects.values()), axis=0) if self.effects else None
 
     def predict_change(self, condition) -> np.ndarray:
+        """Predicted mean change of ``condition``: the average change over all training perturbations.
+
+        Returns
+        -------
+        numpy.ndarray
+            One value per gene (data units).
+        """
         self._require_fit()
         self._require_perturbations()
         self.interventions_of(condition)
@@ -461,6 +480,13 @@ class LinearBaseline(PredictionBaseline):
         return slope * self.control_mean[self._index[iv.gene]] + intercept
 
     def predict_change(self, condition) -> np.ndarray:
+        """Predicted mean change of ``condition`` from the linear model of the training effects.
+
+        Returns
+        -------
+        numpy.ndarray
+            One value per gene (data units).
+        """
         self._require_fit()
         self._require_perturbations()
         ivs = self.interventions_of(condition)
@@ -497,6 +523,20 @@ class AdditiveBaseline(PredictionBaseline):
         self.fallback = fallback
 
     def fit(self, data, train_conditions=None) -> "AdditiveBaseline":
+        """Learn the single-target effects of ``data`` (and fit the fallback for unseen targets).
+
+        Parameters
+        ----------
+        data
+            A PerturbationData.
+        train_conditions
+            Conditions to learn from (default: all).
+
+        Returns
+        -------
+        AdditiveBaseline
+            Itself, fitted.
+        """
         super().fit(data, train_conditions)
         self._fallback_model = (PREDICTION_BASELINES[self.fallback]().fit(data, train_conditions)
                                 if self.effects else None)
@@ -517,6 +557,13 @@ class AdditiveBaseline(PredictionBaseline):
         return self._fallback_model.predict_change([iv])
 
     def predict_change(self, condition) -> np.ndarray:
+        """Predicted mean change of ``condition``: the sum of its targets' single-perturbation effects.
+
+        Returns
+        -------
+        numpy.ndarray
+            One value per gene (data units).
+        """
         self._require_fit()
         ivs = self.interventions_of(condition)
         return np.sum([self._single(iv) for iv in ivs], axis=0)

@@ -27,6 +27,7 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m perturbode_core`` argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
         prog="perturbode",
         description="PerturbODE: learn a gene regulatory network from perturbation screens "
@@ -46,6 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success, 2 for a user error (one-line message, no traceback).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

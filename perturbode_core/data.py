@@ -163,10 +163,12 @@ class PerturbationData:
 
     @property
     def n_cells(self) -> int:
+        """Number of cells (rows of ``X``)."""
         return int(self.X.shape[0])
 
     @property
     def n_genes(self) -> int:
+        """Number of genes (columns of ``X``)."""
         return int(self.X.shape[1])
 
     @property

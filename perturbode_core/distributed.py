@@ -48,6 +48,7 @@ def is_main() -> bool:
 
 
 def launched_by_torchrun() -> bool:
+    """True when this process is one rank of a multi-process torchrun launch (WORLD_SIZE > 1, RANK set)."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
 
 
@@ -70,6 +71,7 @@ def init_from_env(device: str = "cpu") -> str:
 
 
 def shutdown() -> None:
+    """Leave the process group, if one was joined (a no-op otherwise)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
@@ -123,6 +125,15 @@ def sharded_loss(step_module, closure, n_groups: int, world: int):
 
 
 def any_rank(flag: bool, device="cpu") -> bool:
+    """True on every rank when ``flag`` is true on at least one (an all-reduce with MAX).
+
+    Parameters
+    ----------
+    flag
+        This rank's value.
+    device
+        Device of the reduction tensor (the process group's backend device).
+    """
     import torch.distributed as dist
 
     t = torch.tensor([1 if flag else 0], device=device)

@@ -284,9 +284,11 @@ class GeneMatch:
 
     @property
     def fraction(self) -> float:
+        """Share of the genes found in at least one gene set (0 when there are no genes)."""
         return self.n_matched / self.n_genes if self.n_genes else 0.0
 
     def summary(self) -> str:
+        """A one-sentence summary of how well the genes match the library (for messages)."""
         text = (f"{self.n_matched} of {self.n_genes} genes ({100 * self.fraction:.0f}%) are in at least one of "
                 f"{self.n_sets} sets of {self.library}; {self.n_sets_with_any} sets hold at least one of them")
         if self.unmatched_examples and self.n_matched < self.n_genes:

@@ -29,6 +29,7 @@ class PerturbODEError(Exception):
 
     @property
     def message(self) -> str:
+        """The one-line message: what went wrong, ``(in where)``, then how to fix it."""
         text = self.what.rstrip(".")
         if self.where:
             text += f" (in {self.where})"

@@ -113,6 +113,7 @@ class Intervention:
         return DEFAULT_VALUES[self.kind] if self.value is None else float(self.value)
 
     def to_spec(self) -> str:
+        """The spec string of this target, ``GENE:TYPE`` or ``GENE:TYPE=VALUE`` (see :func:`parse_spec`)."""
         if self.value is None:
             return f"{self.gene}:{self.kind}"
         return f"{self.gene}:{self.kind}={self.value:g}"

@@ -140,6 +140,13 @@ class ModelConfig:
     checkpoint_steps: bool = False
 
     def validate(self) -> "ModelConfig":
+        """Check every option; raise :class:`PerturbODEError` naming the bad one and the valid choices.
+
+        Returns
+        -------
+        ModelConfig
+            Itself, for chaining.
+        """
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
         check_choice("alpha_mode", self.alpha_mode, ALPHA_MODES)
         check_choice("anchor", self.anchor, ANCHORS)
@@ -157,10 +164,12 @@ class ModelConfig:
         return self
 
     def to_dict(self) -> dict:
+        """The options as a plain dict (JSON-able; what checkpoints store)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
+        """Build and validate a config from a dict; unknown keys are refused with the valid names."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -185,6 +194,7 @@ class InterventionBatch:
 
     @property
     def n_conditions(self) -> int:
+        """Number of conditions C in the batch."""
         return len(self.labels)
 
     def to(self, device) -> "InterventionBatch":
@@ -272,20 +282,24 @@ class PerturbODE(nn.Module):
     # ------------------------------------------------------------------ parameters
     @property
     def n_genes(self) -> int:
+        """Number of genes p."""
         return len(self.gene_names)
 
     @property
     def n_modules(self) -> int:
+        """Number of modules (hidden units) K."""
         return int(self.config.n_modules)
 
     @property
     def alpha(self) -> torch.Tensor:
+        """Module weights alpha >= 0 (K,): softplus of the raw parameter, or ones when ``alpha_mode='fixed'``."""
         if self.config.alpha_mode == "fixed":
             return torch.ones_like(self.raw_alpha)
         return nn.functional.softplus(self.raw_alpha)
 
     @property
     def gamma(self) -> torch.Tensor:
+        """Per-gene decay rates gamma > 0 (p,), ``exp(log_gamma)``."""
         return torch.exp(self.log_gamma)
 
     @property
@@ -303,10 +317,12 @@ class PerturbODE(nn.Module):
 
     # ------------------------------------------------------------------ units
     def standardize(self, x) -> torch.Tensor:
+        """Data units to model units: ``z = (x - mean) / scale`` (float32 tensor on the model's device)."""
         x = torch.as_tensor(x, dtype=torch.float32, device=self.mean.device)
         return (x - self.mean) / self.scale
 
     def unstandardize(self, z: torch.Tensor) -> torch.Tensor:
+        """Model units back to data units: ``x = z * scale + mean``."""
         return z * self.scale + self.mean
 
     # ------------------------------------------------------------------ interventions

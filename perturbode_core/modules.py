@@ -121,10 +121,12 @@ class ModuleWeights:
 
     @property
     def n_genes(self) -> int:
+        """Number of genes p."""
         return self.A.shape[0]
 
     @property
     def n_modules(self) -> int:
+        """Number of modules K."""
         return self.A.shape[1]
 
     def standardize(self, X) -> np.ndarray:

@@ -130,6 +130,13 @@ class TrainConfig:
     compile: bool = False
 
     def validate(self) -> "TrainConfig":
+        """Check every option; raise :class:`PerturbODEError` naming the bad one.
+
+        Returns
+        -------
+        TrainConfig
+            Itself, for chaining.
+        """
         check_choice("loss", self.loss, LOSSES)
         for name in ("epochs", "batch_conditions", "cells_per_condition", "checkpoint_every"):
             v = getattr(self, name)
@@ -157,10 +164,12 @@ class TrainConfig:
         return self
 
     def to_dict(self) -> dict:
+        """The options as a plain dict (JSON-able; what checkpoints store)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """Build and validate a config from a dict; unknown keys are refused with the valid names."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -186,6 +195,7 @@ class Progress:
 
     @property
     def fraction(self) -> float:
+        """Share of all steps of the run done so far (0-1)."""
         total = self.epochs * self.steps_per_epoch
         return min(1.0, ((self.epoch - 1) * self.steps_per_epoch + self.step) / max(total, 1))
 
