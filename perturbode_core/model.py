@@ -73,7 +73,8 @@ def column_mean_std(X, rows=None, *, chunk: int = 8192) -> tuple[np.ndarray, np.
     mean = total / n_rows
     ss = np.zeros(p)
     for block in chunks():
-        block -= mean
+        # not in place: for float64 input without row selection, the block is a view of X
+        block = block - mean
         ss += np.einsum("ij,ij->j", block, block)
     sd = np.sqrt(ss / n_rows) if n_rows > 1 else np.zeros(p)
     return mean.astype(np.float32), sd.astype(np.float32)

@@ -87,6 +87,17 @@ def test_chunked_mean_std_equals_numpy():
         np.testing.assert_allclose(sd, sub.std(0), rtol=1e-4)
 
 
+def test_chunked_mean_std_leaves_float64_input_untouched():
+    """A float64 matrix read without row selection gives views, not copies: the input must not be
+    centred in place (it once was, corrupting the data that training then read)."""
+    X = np.random.default_rng(1).normal(3, 2, (300, 5))
+    before = X.copy()
+    mean, sd = column_mean_std(X, chunk=64)
+    np.testing.assert_array_equal(X, before)
+    np.testing.assert_allclose(mean, before.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(sd, before.std(0), rtol=1e-5)
+
+
 def test_backed_h5ad_is_memory_mapped_and_trains_identically(teacher_h5ad):
     from perturbode_core.data import load
     from perturbode_core.train import TrainConfig, fit
