@@ -149,3 +149,20 @@ def test_intervention_levels_are_in_data_units_under_a_non_trivial_scale():
                 0.0, 4.0, 0.75 * 2.0,
                 2.0 + 2 * m.config.shift_delta * scale[4]]
     np.testing.assert_allclose(out, expected, atol=1e-3)
+
+
+def test_default_module_count_follows_the_perturbations():
+    from perturbode_core.data import from_anndata
+    from perturbode_core.model import default_n_modules
+    from perturbode_core.synthetic import teacher_dataset, teacher_model
+
+    assert default_n_modules(11) == 11  # small networks: K = p
+    assert default_n_modules(264, 41) == 45 and default_n_modules(400, 37) == 41
+    assert default_n_modules(10000, 2000) == 512 and default_n_modules(100, 3) == 16
+    teacher = teacher_model(80, seed=0)
+    genes = teacher.gene_names
+    data = from_anndata(teacher_dataset(teacher, perturbations=genes[:20], cells_per_condition=5))
+    assert PerturbODE.from_data(data).n_modules == 22  # 1.1 x 20 perturbed genes
+    # only the training conditions count
+    assert PerturbODE.from_data(data, conditions=["control"] + genes[:15]).n_modules == 16
+    assert PerturbODE.from_data(data, ModelConfig(n_modules=7)).n_modules == 7  # an explicit K wins

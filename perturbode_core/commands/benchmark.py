@@ -17,7 +17,7 @@ def register(sub) -> None:
     group.add_argument("--holdout", default="0.2", metavar="N|FRACTION|G1,G2,...",
                        help="held-out perturbations: a number, a fraction (default 0.2) or names")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
-    p.add_argument("--epochs", type=int, default=None, help="PerturbODE training epochs (default 100)")
+    p.add_argument("--epochs", type=int, default=None, help="PerturbODE training epochs (default 200)")
     p.add_argument("--config", default=None, metavar="FILE.json", help='JSON with "model" and "train" sections')
     p.add_argument("--no-genie3", action="store_true", help="skip the (slowest) GENIE3 baseline")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")

@@ -17,7 +17,7 @@ def register(sub) -> None:
                                    "(ranked edges). Ctrl-C stops cleanly and keeps the best model.")
     add_data_options(p)
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="output folder (created if needed)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 100)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 200)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--modules", type=int, default=None, help="number of gene modules K (default: from gene count)")
     p.add_argument("--val-fraction", type=float, default=None,

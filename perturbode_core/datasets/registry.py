@@ -135,7 +135,7 @@ def shipped_path(name: str) -> Path:
 #: Training options of the shipped demo checkpoints (``scripts/build_datasets.py`` trains them with
 #: the project's own CLI: ``perturbode train --config <these options as JSON>``).
 DEMO_TRAIN_CONFIG = {
-    "myeloid": {"train": {"epochs": 300, "learning_rate": 0.03, "seed": 0}},
+    "myeloid": {"train": {"epochs": 300, "learning_rate": 0.03, "l1": 0.05, "seed": 0}},
     # fewer modules than the default (132) and a stronger L1 make modules follow single TF
     # programmes (4 of 48 TF-led modules overlap their TF's true targets at p < 0.01, versus none)
     "human-tf-atlas": {"model": {"n_modules": 48}, "train": {"epochs": 150, "learning_rate": 0.02, "l1": 0.1,
