@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from ._options import OptionsMixin
 from .errors import PerturbODEError, check_choice
 from .interventions import Intervention, check_genes, parse_spec
 
@@ -91,7 +93,7 @@ def column_mean_std(X, rows=None, *, chunk: int = 8192) -> tuple[np.ndarray, np.
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(OptionsMixin):
     """Options of the vector field (all JSON-able; stored in checkpoints).
 
     Attributes
@@ -132,6 +134,8 @@ class ModelConfig:
         ~(4 x steps) to ~(steps + 4) cell x gene tensors for one more forward pass (~+30% time);
         what lets 10,000-gene models train with large batches.
     """
+
+    _options_name: ClassVar[str] = "model"  # for error messages (not a field)
 
     n_modules: int | None = None
     activation: str = "sigmoid"
@@ -174,19 +178,6 @@ class ModelConfig:
             raise PerturbODEError("shift_delta must be >= 0", where="option 'shift_delta'", fix="Give e.g. 1")
         return self
 
-    def to_dict(self) -> dict:
-        """The options as a plain dict (JSON-able; what checkpoints store)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        """Build and validate a config from a dict; unknown keys are refused with the valid names."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise PerturbODEError(f"Unknown model option(s): {', '.join(unknown)}", where="model config",
-                                  fix=f"Valid options: {', '.join(sorted(known))}")
-        return cls(**d).validate()
 
 
 @dataclass
@@ -724,3 +715,4 @@ def _fixed_grid(z0, consts, t, dt, step, *, checkpoint=False):
                 z = step(z, h, consts)
         out.append(z)
     return torch.stack(out)
+

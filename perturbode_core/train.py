@@ -19,15 +19,16 @@ import copy
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 
 from .data import PerturbationData
+from ._options import OptionsMixin
 from .errors import PerturbODEError, PerturbODEWarning, check_choice
 from .model import ModelConfig, PerturbODE
 from .ot_loss import LOSSES, population_loss
@@ -64,7 +65,7 @@ def tune_allocator() -> None:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(OptionsMixin):
     """Options of :func:`fit` (JSON-able; stored in checkpoints).
 
     Attributes
@@ -111,6 +112,8 @@ class TrainConfig:
         after a one-off compilation (tens of seconds per batch shape); off by default because
         short runs and tests do not recover that cost.
     """
+
+    _options_name: ClassVar[str] = "training"  # for error messages (not a field)
 
     epochs: int = 200
     learning_rate: float = 0.02
@@ -164,19 +167,6 @@ class TrainConfig:
             raise PerturbODEError("patience must be >= 1", where="option 'patience'", fix="Give e.g. 10, or none")
         return self
 
-    def to_dict(self) -> dict:
-        """The options as a plain dict (JSON-able; what checkpoints store)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """Build and validate a config from a dict; unknown keys are refused with the valid names."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise PerturbODEError(f"Unknown training option(s): {', '.join(unknown)}", where="training config",
-                                  fix=f"Valid options: {', '.join(sorted(known))}")
-        return cls(**d).validate()
 
 
 @dataclass
@@ -629,3 +619,4 @@ def fit(
     return FitResult(model=model, history=pd.DataFrame(history), best_epoch=best_epoch, stopped=stopped,
                      train_conditions=conditions, val_conditions=val_conditions, train_config=cfg,
                      events=events)
+
