@@ -1,6 +1,6 @@
 """PerturbODE dashboard: page config, shared sidebar and navigation.
 
-Run with ``streamlit run app.py`` (or ``bash scripts/dashboard.sh``). Pages are registered with
+Run with ``streamlit run app.py``. Pages are registered with
 ``st.navigation`` only (the pages/ folder is never auto-discovered once st.navigation runs); the
 list lives in :mod:`perturbode_ui.navigation`.
 """

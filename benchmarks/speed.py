@@ -180,7 +180,7 @@ def main():
     genes = [100, 1000] if args.quick else [100, 1000, 5000, 10000]
     cells = [10000, 20000] if args.quick else [10000, 100000]
     lat_genes = [100, 2000] if args.quick else [100, 2000, 10000]
-    lines = [f"# PerturbODE speed benchmark\n",
+    lines = ["# PerturbODE speed benchmark\n",
              f"torch {torch.__version__}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} threads; "
              f"load average at start {os.getloadavg()[0]:.1f}; {'quick' if args.quick else 'full'} run; "
              f"config: rk4 step 0.5, horizon 10 ({EVALS} evaluations), exact W2, {BATCH}+1 groups x {CELLS_PER} cells "

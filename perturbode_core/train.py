@@ -481,8 +481,13 @@ def fit(
             losses_v, _ = _group_loss(model, val_groups, ids, rows, control_all, cfg, vgen, 0.0)
             return float(losses_v.mean())
 
-    # resumable snapshot at the start of the current epoch (a stop mid-epoch resumes from here)
+    saves_checkpoints = checkpoint_path is not None and dist_.is_main()
+
+    # resumable snapshot at the start of the current epoch (a stop mid-epoch resumes from here);
+    # only the checkpoint reads it, so no deep copies are made when none is written
     def snapshot(epoch_done: int):
+        if not saves_checkpoints:
+            return None
         return {
             "state_dict": copy.deepcopy(model.state_dict()),
             "optimizer": copy.deepcopy(opt.state_dict()),
@@ -496,7 +501,7 @@ def fit(
         }
 
     def write_checkpoint(snap):
-        if checkpoint_path is None or not dist_.is_main():
+        if not saves_checkpoints:
             return
         ckpt.save_checkpoint(
             checkpoint_path, model, state_dict=snap["state_dict"], best_state_dict=snap["best_state_dict"],
@@ -513,7 +518,6 @@ def fit(
     stopped = False
     consecutive_bad = 0
     last_snap = snapshot(start_epoch - 1)
-    epochs_run_now = 0
     for epoch in range(start_epoch, cfg.epochs + 1):
         model.train()
         order = torch.randperm(len(perturbed_groups), generator=gen).tolist()
@@ -595,7 +599,6 @@ def fit(
             "l1": float(model.l1_penalty().detach()), "lr": float(opt.param_groups[0]["lr"]),
             "elapsed": time.perf_counter() - t_start, "skipped_steps": skipped,
         })
-        epochs_run_now += 1
         last_snap = snapshot(epoch)
         if checkpoint_path is not None and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs):
             write_checkpoint(last_snap)

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 
 from perturbode_core import synthetic
 from perturbode_core.data import from_anndata
 from perturbode_core.train import TrainConfig, fit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def start_app():
+    """Factory: a fresh dashboard session (AppTest of app.py) that has run once, demo loaded.
+
+    The first run in a process prepares the demo model, hence the generous timeout.
+    """
+    from streamlit.testing.v1 import AppTest
+
+    def start():
+        return AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+
+    return start
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +75,36 @@ def _truth_matrix(edges, genes):
     for s, t in zip(edges["source"], edges["target"]):
         T[idx[t], idx[s]] = 1
     return T
+
+
+@pytest.fixture(scope="session")
+def sem_data():
+    """Function ``(seed=0, n=60, p=10) -> (PerturbationData, truth edges)``: a linear SEM's screen."""
+    return _sem_data
+
+
+def _sem_data(seed=0, n=60, p=10):
+    """Control + single knockouts (+ one double) of a linear acyclic SEM with known edges."""
+    rng = np.random.default_rng(seed)
+    genes = [f"g{k}" for k in range(p)]
+    W = np.zeros((p, p))
+    W[1, 0], W[3, 2], W[5, 4], W[7, 6] = 1.0, -1.0, 0.8, 1.2
+    mu = np.full(p, 3.0)
+    conds = ["control"] + genes[:8] + ["g0+g2"]
+    Xs, labs = [], []
+    for c in conds:
+        ko = [] if c == "control" else [genes.index(g) for g in c.split("+")]
+        x = mu + 0.3 * rng.standard_normal((n, p))
+        for i in range(p):  # topological order: parents have lower index
+            if i in ko:
+                x[:, i] = 0.05 * np.abs(rng.standard_normal(n))
+            else:
+                x[:, i] += (x - mu) @ W[i]
+        Xs.append(x)
+        labs += [c] * n
+    adata = ad.AnnData(np.vstack(Xs).astype(np.float32),
+                       obs=pd.DataFrame({"perturbation": labs}, index=[f"c{i}" for i in range(len(labs))]),
+                       var=pd.DataFrame(index=genes))
+    truth = pd.DataFrame({"source": ["g0", "g2", "g4", "g6"], "target": ["g1", "g3", "g5", "g7"],
+                          "sign": [1, -1, 1, 1]})
+    return from_anndata(adata), truth

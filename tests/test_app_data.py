@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import anndata as ad
@@ -10,22 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # perturbode_ui lives beside app.py
-    sys.path.insert(0, str(ROOT))
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from perturbode_core.errors import PerturbODEError  # noqa: E402
-from perturbode_ui import data_io, loaders  # noqa: E402
-from perturbode_ui.state import STATE_KEY  # noqa: E402
-
-APP = str(ROOT / "app.py")
+from perturbode_core.errors import PerturbODEError
+from perturbode_ui import data_io, loaders
+from perturbode_ui.state import STATE_KEY
 
 
 @pytest.fixture()
-def app():
-    return AppTest.from_file(APP, default_timeout=120).run()
+def app(start_app):
+    return start_app()
 
 
 def _errors(at):

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # perturbode_ui lives beside app.py
-    sys.path.insert(0, str(ROOT))
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from perturbode_ui.navigation import HOME, PAGES  # noqa: E402
-from perturbode_ui.state import STATE_KEY  # noqa: E402
-
-APP = str(ROOT / "app.py")
-TIMEOUT = 120  # the first run of a process prepares the demo model
+from perturbode_ui.navigation import HOME, PAGES
+from perturbode_ui.state import STATE_KEY
 
 
 @pytest.fixture(scope="module")
-def app():
-    return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+def app(start_app):
+    return start_app()
 
 
 def test_every_page_file_is_registered():
@@ -57,8 +50,8 @@ def test_every_page_reachable_and_renders(app):
     assert titles["pages/simulate.py"] == "Simulate"
 
 
-def test_sessions_are_isolated(app):
-    other = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+def test_sessions_are_isolated(app, start_app):
+    other = start_app()
     a, b = app.session_state[STATE_KEY], other.session_state[STATE_KEY]
     assert a is not b and a.model is not b.model and a.workdir != b.workdir
     # the built-in dataset is shared read-only; the model is private to each session

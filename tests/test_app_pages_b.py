@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # perturbode_ui lives beside app.py
-    sys.path.insert(0, str(ROOT))
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from perturbode_ui.state import STATE_KEY  # noqa: E402
-
-APP = str(ROOT / "app.py")
-TIMEOUT = 120  # the first run of a process prepares the demo model
+from perturbode_ui.state import STATE_KEY
 
 
 @pytest.fixture(scope="module")
-def app():
-    return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+def app(start_app):
+    return start_app()
 
 
 def _open(app, page):

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # perturbode_ui lives beside app.py
-    sys.path.insert(0, str(ROOT))
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from perturbode_core import plots_dashboard as plots  # noqa: E402
-from perturbode_ui.state import STATE_KEY  # noqa: E402
-
-APP = str(ROOT / "app.py")
+from perturbode_core import plots_dashboard as plots
+from perturbode_ui.state import STATE_KEY
 
 
 @pytest.fixture(scope="module")
-def app():
-    at = AppTest.from_file(APP, default_timeout=120).run()
+def app(start_app):
+    at = start_app()
     at.switch_page("pages/simulate.py").run()
     assert not at.exception and not at.error
     return at

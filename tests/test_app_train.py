@@ -3,31 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # perturbode_ui lives beside app.py
-    sys.path.insert(0, str(ROOT))
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from perturbode_core import checkpoint  # noqa: E402
-from perturbode_core.model import PerturbODE  # noqa: E402
-from perturbode_core.train import TrainConfig  # noqa: E402
-from perturbode_ui import training  # noqa: E402
-from perturbode_ui.state import STATE_KEY  # noqa: E402
-
-APP = str(ROOT / "app.py")
+from perturbode_core import checkpoint
+from perturbode_core.model import PerturbODE
+from perturbode_core.train import TrainConfig
+from perturbode_ui import training
+from perturbode_ui.state import STATE_KEY
 
 
 @pytest.fixture()
-def app():
-    at = AppTest.from_file(APP, default_timeout=120).run()
+def app(start_app):
+    at = start_app()
     at.switch_page("pages/train.py").run()
     assert not at.exception
     yield at

@@ -21,13 +21,11 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # perturbode_ui lives beside app.py
-    sys.path.insert(0, str(ROOT))
 
-from perturbode_core import checkpoint, enrichment  # noqa: E402
-from perturbode_core import data as pdata  # noqa: E402
-from perturbode_core.errors import PerturbODEError, PerturbODEWarning  # noqa: E402
-from perturbode_core.metrics import read_edge_list  # noqa: E402
+from perturbode_core import checkpoint, enrichment
+from perturbode_core import data as pdata
+from perturbode_core.errors import PerturbODEError, PerturbODEWarning
+from perturbode_core.metrics import read_edge_list
 
 CORPUS = ROOT / "tests" / "bad_inputs"
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text(encoding="utf-8"))

@@ -24,26 +24,6 @@ def _data(blocks: dict, genes, **kwargs):
     return from_anndata(adata, **kwargs)
 
 
-def _sem_data(seed=0, n=60, p=10):
-    """Control + single knockouts (+ one double) of a linear acyclic SEM with known edges."""
-    rng = np.random.default_rng(seed)
-    genes = [f"g{k}" for k in range(p)]
-    W = np.zeros((p, p))
-    W[1, 0], W[3, 2], W[5, 4], W[7, 6] = 1.0, -1.0, 0.8, 1.2
-    mu = np.full(p, 3.0)
-    blocks = {}
-    for c in ["control"] + genes[:8] + ["g0+g2"]:
-        ko = [] if c == "control" else [genes.index(g) for g in c.split("+")]
-        x = mu + 0.3 * rng.standard_normal((n, p))
-        for i in range(p):  # topological order: parents have lower index
-            x[:, i] = 0.05 * np.abs(rng.standard_normal(n)) if i in ko else x[:, i] + (x - mu) @ W[i]
-        blocks[c] = x
-    truth = pd.DataFrame({"source": ["g0", "g2", "g4", "g6"], "target": ["g1", "g3", "g5", "g7"],
-                          "sign": [1, -1, 1, 1]})
-    return _data(blocks, genes), truth
-
-
-# ----------------------------------------------------------------------------- network baselines
 def test_knockout_zscore_hand_case():
     genes = ["A", "B", "C"]
     ctrl = np.repeat(np.arange(1.0, 5.0)[:, None], 3, axis=1) + np.array([10.0, 20.0, 30.0])
@@ -65,8 +45,8 @@ def test_knockout_zscore_hand_case():
         knockout_zscore_network(data, reference="mean")
 
 
-def test_knockout_zscore_recovers_sem_edges_with_signs():
-    data, truth = _sem_data()
+def test_knockout_zscore_recovers_sem_edges_with_signs(sem_data):
+    data, truth = sem_data()
     G = knockout_zscore_network(data)
     m = network_metrics(G, truth, data.gene_names, regulators=[f"g{k}" for k in range(8)])
     assert m["auroc"] > 0.95
@@ -74,8 +54,8 @@ def test_knockout_zscore_recovers_sem_edges_with_signs():
     assert G[3, 2] < 0 < G[1, 0]  # g2 represses g3, g0 activates g1
 
 
-def test_correlation_network_is_absolute_pearson():
-    data, _ = _sem_data()
+def test_correlation_network_is_absolute_pearson(sem_data):
+    data, _ = sem_data()
     G = correlation_network(data)
     C = np.abs(np.corrcoef(data.X.T.astype(np.float64)))
     np.fill_diagonal(C, 0)
@@ -86,8 +66,8 @@ def test_correlation_network_is_absolute_pearson():
     assert np.count_nonzero(only[:, 1:]) == 0 and only[1, 0] == pytest.approx(G[1, 0])
 
 
-def test_genie3_ranks_true_edges_first():
-    data, truth = _sem_data()
+def test_genie3_ranks_true_edges_first(sem_data):
+    data, truth = sem_data()
     G = genie3_network(data, n_estimators=20, max_cells=400, seed=0)
     m = network_metrics(G, truth, data.gene_names)
     assert m["auroc"] > 0.9 and m["early_precision"] >= 0.5
@@ -98,9 +78,9 @@ def test_genie3_ranks_true_edges_first():
     assert np.count_nonzero(restricted[:, 3:]) == 0 and np.count_nonzero(restricted[:, 1]) == 0
 
 
-def test_network_registry():
+def test_network_registry(sem_data):
     assert set(NETWORK_BASELINES) == {"correlation", "knockout_zscore", "genie3"}
-    data, _ = _sem_data(n=20)
+    data, _ = sem_data(n=20)
     for name, f in NETWORK_BASELINES.items():
         G = f(data, seed=0) if name != "genie3" else f(data, seed=0, n_estimators=5, max_cells=100)
         assert G.shape == (10, 10) and np.all(np.diag(G) == 0), name
@@ -164,8 +144,8 @@ def test_linear_baseline_generalises_to_unseen_targets():
         assert np.corrcoef(mean_shift.predict_change(genes[j])[off], Y[off, j])[0, 1] < 0.5
 
 
-def test_linear_baseline_knockout_target_goes_to_zero():
-    data, _ = _sem_data()
+def test_linear_baseline_knockout_target_goes_to_zero(sem_data):
+    data, _ = sem_data()
     train = ["control"] + [f"g{k}" for k in range(1, 8)]
     lin = LinearBaseline().fit(data, train)
     change = lin.predict_change("g0")

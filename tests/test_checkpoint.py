@@ -1,8 +1,6 @@
 """Checkpoints round-trip exactly, and unsafe or unfit files are refused with a message."""
 
 import os
-import pickle
-import zipfile
 
 import numpy as np
 import pytest

@@ -25,12 +25,10 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from perturbode_core import checkpoint, grn  # noqa: E402
-from perturbode_core._io import atomic_path, write_text_atomic  # noqa: E402
-from perturbode_core.errors import PerturbODEError  # noqa: E402
+from perturbode_core import checkpoint, grn
+from perturbode_core._io import atomic_path, write_text_atomic
+from perturbode_core.errors import PerturbODEError
 
 # ------------------------------------------------------------------------------ write watcher
 _WATCH: dict = {"on": False, "writes": [], "replaces": [], "fsynced": []}

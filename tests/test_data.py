@@ -1,6 +1,5 @@
 """Reading, validating, describing and splitting perturbation data; one message per bad input."""
 
-import warnings
 
 import anndata as ad
 import numpy as np

@@ -5,7 +5,6 @@ import sys
 import textwrap
 
 import numpy as np
-import pytest
 import torch
 
 from perturbode_core.train import TrainConfig, fit

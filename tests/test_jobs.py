@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # perturbode_ui lives beside app.py, not in the installed package
-    sys.path.insert(0, str(ROOT))
 
-from perturbode_core.train import TrainConfig  # noqa: E402
-from perturbode_ui.jobs import TrainingJob, estimate_memory, estimate_time  # noqa: E402
-from perturbode_ui.state import AppState  # noqa: E402
+from perturbode_core.train import TrainConfig
+from perturbode_ui.jobs import TrainingJob, estimate_memory, estimate_time
+from perturbode_ui.state import AppState
 
 QUICK = dict(learning_rate=0.02, cells_per_condition=16, batch_conditions=6, seed=0)
 

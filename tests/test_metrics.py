@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
 
-from perturbode_core.data import from_anndata
 from perturbode_core.errors import PerturbODEError
 from perturbode_core.metrics import (consensus_edges, energy_distance, interventional_check, matrix_to_edges,
                                      metric_spread, metrics_frame, mmd, network_metrics, read_edge_list,
@@ -244,33 +242,6 @@ def test_score_prediction_hand_case():
 
 
 # ----------------------------------------------------------------------------- data-based
-def _sem_data(seed=0, n=60, p=10):
-    """Control + single knockouts (+ one double) of a linear acyclic SEM with known edges."""
-    rng = np.random.default_rng(seed)
-    genes = [f"g{k}" for k in range(p)]
-    W = np.zeros((p, p))
-    W[1, 0], W[3, 2], W[5, 4], W[7, 6] = 1.0, -1.0, 0.8, 1.2
-    mu = np.full(p, 3.0)
-    conds = ["control"] + genes[:8] + ["g0+g2"]
-    Xs, labs = [], []
-    for c in conds:
-        ko = [] if c == "control" else [genes.index(g) for g in c.split("+")]
-        x = mu + 0.3 * rng.standard_normal((n, p))
-        for i in range(p):  # topological order: parents have lower index
-            if i in ko:
-                x[:, i] = 0.05 * np.abs(rng.standard_normal(n))
-            else:
-                x[:, i] += (x - mu) @ W[i]
-        Xs.append(x)
-        labs += [c] * n
-    adata = ad.AnnData(np.vstack(Xs).astype(np.float32),
-                       obs=pd.DataFrame({"perturbation": labs}, index=[f"c{i}" for i in range(len(labs))]),
-                       var=pd.DataFrame(index=genes))
-    truth = pd.DataFrame({"source": ["g0", "g2", "g4", "g6"], "target": ["g1", "g3", "g5", "g7"],
-                          "sign": [1, -1, 1, 1]})
-    return from_anndata(adata), truth
-
-
 def test_wasserstein_columns_matches_scipy():
     rng = np.random.default_rng(6)
     u, v = rng.standard_normal((40, 3)), rng.exponential(size=(25, 3))
@@ -278,8 +249,8 @@ def test_wasserstein_columns_matches_scipy():
     assert _wasserstein_columns(u, v) == pytest.approx(expected, rel=1e-10)
 
 
-def test_interventional_check_true_edges_beat_random():
-    data, truth = _sem_data()
+def test_interventional_check_true_edges_beat_random(sem_data):
+    data, truth = sem_data()
     edges = truth.assign(weight=truth["sign"].astype(float))
     summary, table = interventional_check(data, edges, n_random=40, seed=0, return_table=True)
     assert summary["n_tested"] == 4
@@ -299,15 +270,15 @@ def test_interventional_check_true_edges_beat_random():
     assert (m["n_edges"], m["n_tested"]) == (2, 1)
 
 
-def test_interventional_check_needs_single_perturbations():
-    data, truth = _sem_data()
+def test_interventional_check_needs_single_perturbations(sem_data):
+    data, truth = sem_data()
     only_double = data.subset_conditions(["g0+g2"])
     with pytest.raises(PerturbODEError, match="single-gene perturbation"):
         interventional_check(only_double, truth)
 
 
-def test_score_predictions_table():
-    data, _ = _sem_data()
+def test_score_predictions_table(sem_data):
+    data, _ = sem_data()
     obs = {c: data.X[data.cells_of(c)] for c in ["g0", "g2"]}
     table = score_predictions(obs, data)
     assert table["condition"].tolist() == ["g0", "g2", "mean"]

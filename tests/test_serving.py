@@ -25,10 +25,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from perturbode_core.errors import PerturbODEError  # noqa: E402
+from perturbode_core.errors import PerturbODEError
 
 CORPUS = ROOT / "tests" / "bad_inputs"
 CONFIG = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
