@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from perturbode_core import enrichment as E  # noqa: E402
-from perturbode_core import modules as M  # noqa: E402
+from perturbode_core.tools import enrichment as E  # noqa: E402
+from perturbode_core.tools import modules as M  # noqa: E402
 
 
 def case(lib, n_genes, n_modules, min_size, repeats, rng):

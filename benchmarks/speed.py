@@ -58,8 +58,8 @@ def gemm_rate(N, p, K, reps=5):
 def synthetic_data(p, n_cells, n_cond=100, seed=0):
     import numpy as np
 
-    from perturbode_core.data import PerturbationData
-    from perturbode_core.interventions import parse_spec
+    from perturbode_core.data.dataset import PerturbationData
+    from perturbode_core.data.interventions import parse_spec
 
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n_cells, p), dtype=np.float32)
@@ -77,8 +77,8 @@ def child_train(p, n_cells, steps, compile_, checkpoint_steps, batch=BATCH):
     """One configuration (runs in a subprocess): times `steps` steps after a first one."""
     import numpy as np
 
-    from perturbode_core.model import ModelConfig, default_n_modules
-    from perturbode_core.train import TrainConfig, fit
+    from perturbode_core.model.field import ModelConfig, default_n_modules
+    from perturbode_core.train.loop import TrainConfig, fit
 
     t0 = time.perf_counter()
     data = synthetic_data(p, n_cells)
@@ -111,8 +111,8 @@ def child_train(p, n_cells, steps, compile_, checkpoint_steps, batch=BATCH):
 def child_latency(p, reps, precision):
     import numpy as np
 
-    from perturbode_core.model import ModelConfig, PerturbODE
-    from perturbode_core.train import tune_allocator
+    from perturbode_core.model.field import ModelConfig, PerturbODE
+    from perturbode_core.train.loop import tune_allocator
 
     tune_allocator()
     m = PerturbODE([f"G{i}" for i in range(p)], ModelConfig(), seed=0)
@@ -131,7 +131,7 @@ def child_ot(G, n, p):
     import ot
     import torch
 
-    from perturbode_core.ot_loss import exact_w2_batched, sinkhorn_divergence, squared_distances
+    from perturbode_core.train.ot_loss import exact_w2_batched, sinkhorn_divergence, squared_distances
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(G, n, p, generator=g, requires_grad=True)

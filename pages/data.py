@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from perturbode_core import data as pdata
-from perturbode_core import plots_dashboard as plots
+from perturbode_core.data import dataset as pdata
+from perturbode_core import plots
 from perturbode_core.errors import PerturbODEError
 from perturbode_ui import data_io, loaders
 from perturbode_ui.state import get_state, load_demo

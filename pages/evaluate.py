@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from perturbode_core import grn, plots
+from perturbode_core import plots
+from perturbode_core.tools import grn
 from perturbode_ui.state import get_state
 from perturbode_ui.widgets import require_model, user_errors
 
@@ -18,8 +19,8 @@ state = get_state()
 st.title("Evaluate")
 
 try:  # metrics and baselines are separate core parts; explain instead of failing if one is missing
-    from perturbode_core import compare
-    from perturbode_core.metrics import read_edge_list
+    from perturbode_core.tools import evaluate as compare
+    from perturbode_core.tools.metrics import read_edge_list
 except Exception as exc:  # noqa: BLE001
     st.info(f"Evaluation is not available in this installation ({type(exc).__name__}: {exc}).")
     st.stop()
@@ -91,7 +92,7 @@ if bundle_info is None or bundle_info[0] != state.model_key:
     info = {}
     try:  # the checkpoint says which conditions the model was fitted on and validated with
         if state.checkpoint_path:
-            from perturbode_core import checkpoint
+            from perturbode_core.io import checkpoint
 
             info = checkpoint.load_checkpoint(state.checkpoint_path)
     except Exception:  # noqa: BLE001 - fall back to the settings kept in the session
@@ -142,8 +143,8 @@ top_k = c3.number_input("Edges per run", 1, max(1, len(genes) * (len(genes) - 1)
 
 
 def _start_seed_jobs():
-    from perturbode_core.model import ModelConfig
-    from perturbode_core.train import TrainConfig
+    from perturbode_core.model.field import ModelConfig
+    from perturbode_core.train.loop import TrainConfig
     from perturbode_ui.jobs import TrainingJob
 
     mc = ModelConfig.from_dict(state.train_settings["model"]) if state.train_settings.get("model") else model.config

@@ -16,7 +16,9 @@ state = get_state()
 st.title("Modules & enrichment")
 
 try:  # modules / enrichment are separate core parts; the page explains itself if one is missing
-    from perturbode_core import enrichment, modules, plots_enrichment
+    from perturbode_core.tools import enrichment
+    from perturbode_core.tools import modules
+    from perturbode_core.plots import module_plots as plots_enrichment
 except Exception as exc:  # noqa: BLE001
     st.info(f"Module analysis is not available in this installation ({type(exc).__name__}: {exc}).")
     st.stop()

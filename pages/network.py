@@ -9,7 +9,10 @@ network, the ground-truth overlay, the edge table, and CSV / GraphML downloads.
 import numpy as np
 import streamlit as st
 
-from perturbode_core import grn, plots
+from perturbode_core import plots
+from perturbode_core.tools import grn
+from perturbode_core.tools.modules import dominant_module
+from perturbode_core.tools.network_view import neighbourhood_edges
 from perturbode_ui.state import get_state
 from perturbode_ui.widgets import require_model, user_errors
 
@@ -72,9 +75,9 @@ with user_errors("network"):
         if not has_truth:
             st.caption("No known network for these data (upload one on the Evaluate page for the overlay).")
 
-    shown = plots.neighbourhood_edges(edges, focus, hops=hops, direction=direction) if focus else edges
+    shown = neighbourhood_edges(edges, focus, hops=hops, direction=direction) if focus else edges
     w = model.module_weights()
-    modules = plots.dominant_module(w["A"], w["alpha"], genes)
+    modules = dominant_module(w["A"], w["alpha"], genes)
     fig = plots.network_figure(
         shown, genes=[focus] if focus else None,
         node_groups=modules if colour == "module" else None,

@@ -10,7 +10,10 @@ import datetime as dt
 
 import streamlit as st
 
-from perturbode_core import grn, plots, report
+from perturbode_core import plots
+from perturbode_core.tools import grn
+from perturbode_core.tools import report
+from perturbode_core.tools.modules import dominant_module
 from perturbode_ui.state import get_state
 from perturbode_ui.widgets import require_data, user_errors
 
@@ -37,7 +40,7 @@ def _edges():
 
 def _module_groups():
     w = model.module_weights()
-    return plots.dominant_module(w["A"], w["alpha"], model.gene_names)
+    return dominant_module(w["A"], w["alpha"], model.gene_names)
 
 
 # what each figure download is built from (built only when asked for: kaleido takes seconds)
@@ -66,7 +69,7 @@ last = getattr(state, "last_simulation", None)
 if last is not None and all(sc is not last and sc.spec != last.spec for sc in scenarios.values()):
     scenarios[f"latest: {last.spec}"] = last
 for name, sc in scenarios.items():
-    figures[f"Effects of {name}"] = (lambda sc=sc: plots.effect_bar_figure(sc.effects, title=f"Largest effects: {sc.spec}"))
+    figures[f"Effects of {name}"] = (lambda sc=sc: plots.effect_figure(sc.effects, title=f"Largest effects: {sc.spec}"))
 
 # ------------------------------------------------------------------------------------- report
 st.subheader("HTML report")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from perturbode_core import plots_dashboard as plots
+from perturbode_core import plots
 from perturbode_ui import data_io, simulation
 from perturbode_ui.state import get_state
 from perturbode_ui.widgets import require_model, user_errors

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from perturbode_core import plots_dashboard as plots
-from perturbode_core.model import SOLVERS, ModelConfig
-from perturbode_core.train import TrainConfig
+from perturbode_core import plots
+from perturbode_core.model.field import SOLVERS, ModelConfig
+from perturbode_core.train.loop import TrainConfig
 from perturbode_ui import training
 from perturbode_ui.state import get_state
 from perturbode_ui.widgets import require_data, user_errors

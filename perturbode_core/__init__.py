@@ -15,6 +15,6 @@ simulate     trajectories and perturbation effects
 
 __version__ = "0.1.0"
 
-from .errors import PerturbODEError, PerturbODEWarning  # noqa: E402
+from perturbode_core.errors import PerturbODEError, PerturbODEWarning  # noqa: E402
 
 __all__ = ["PerturbODEError", "PerturbODEWarning", "__version__"]

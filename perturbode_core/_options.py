@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, fields
 
-from .errors import PerturbODEError
+from perturbode_core.errors import PerturbODEError
 
 
 class OptionsMixin:

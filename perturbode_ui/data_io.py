@@ -12,12 +12,11 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
-from perturbode_core import data as pdata
+from perturbode_core.data import dataset as pdata
 from perturbode_core.errors import PerturbODEError
-from perturbode_core.plots_dashboard import pca_fit, pca_project, subsample
+from perturbode_core.tools.embedding import embed_cells
 
 LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "::1")
 
@@ -101,26 +100,5 @@ def build_data(adata, *, perturbation_key: str, control: str, source: str, norma
 
 @st.cache_data(show_spinner="Computing the embedding…", max_entries=16)
 def embedding(_data, data_key: str, method: str = "pca", max_cells: int = 5000) -> dict:
-    """2-D embedding of (a subsample of) the data's cells, cached per ``data_key``.
-
-    ``pca`` also returns the fit, so simulated cells can be projected on the same axes. ``umap``
-    uses scanpy (PCA, neighbours, UMAP) on the subsample.
-    """
-    data = _data
-    idx = subsample(data.n_cells, max_cells, seed=0)
-    X = data.X[idx]
-    fit = pca_fit(data.X, n_components=2)
-    if method == "umap":
-        import anndata as ad
-        import scanpy as sc
-
-        a = ad.AnnData(X=np.asarray(X, dtype=np.float32))
-        sc.pp.pca(a, n_comps=int(min(30, a.n_vars - 1, a.n_obs - 1)))
-        sc.pp.neighbors(a, n_neighbors=15, random_state=0)
-        sc.tl.umap(a, random_state=0)
-        coords, axes = a.obsm["X_umap"], ("UMAP1", "UMAP2")
-    else:
-        coords = pca_project(X, fit)
-        ev = fit["explained"]
-        axes = (f"PC1 ({ev[0]:.0%})", f"PC2 ({ev[1]:.0%})")
-    return {"index": idx, "coords": np.asarray(coords), "labels": data.labels[idx], "axes": axes, "pca": fit}
+    """:func:`perturbode_core.tools.embedding.embed_cells`, cached per ``data_key``."""
+    return embed_cells(_data, method=method, max_cells=max_cells)

@@ -1,4 +1,4 @@
-"""Background training: a worker thread around :func:`perturbode_core.train.fit`.
+"""Background training: a worker thread around :func:`perturbode_core.train.loop.fit`.
 
 A Streamlit script run is interrupted by every click, so training must never run in the script
 thread. :class:`TrainingJob` runs ``fit`` in a daemon ``threading.Thread``; pages read a
@@ -61,11 +61,11 @@ class TrainingJob:
     Parameters
     ----------
     data
-        The :class:`~perturbode_core.data.PerturbationData` to train on (read only).
+        The :class:`~perturbode_core.data.dataset.PerturbationData` to train on (read only).
     checkpoint_path
         Where ``fit`` writes its resumable checkpoint (a file in the session's private folder).
     model_config, train_config
-        Options of :func:`~perturbode_core.train.fit`.
+        Options of :func:`~perturbode_core.train.loop.fit`.
     train_conditions
         Conditions to train on (default: all).
     resume
@@ -147,7 +147,7 @@ class TrainingJob:
 
     def recover_model(self):
         """The best model in the last checkpoint (after a crash or to inspect a running job), or None."""
-        from perturbode_core import checkpoint
+        from perturbode_core.io import checkpoint
 
         if not Path(self.checkpoint_path).exists():
             return None
@@ -170,7 +170,7 @@ class TrainingJob:
                 self._events.append(p.message)
 
     def _run(self) -> None:
-        from perturbode_core.train import fit
+        from perturbode_core.train.loop import fit
 
         try:
             result = fit(self.data, model_config=self.model_config, train_config=self.train_config,
@@ -229,7 +229,7 @@ def estimate_time(data, *, model_config=None, train_config=None, train_condition
 
     Returns ``{"seconds", "step_seconds", "steps", "setup_seconds"}``. Costs about two steps.
     """
-    from perturbode_core.train import TrainConfig, fit
+    from perturbode_core.train.loop import TrainConfig, fit
 
     cfg = copy.deepcopy(train_config) if train_config is not None else TrainConfig()
     epochs = cfg.epochs

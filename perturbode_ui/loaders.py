@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from perturbode_core import data as pdata
+from perturbode_core.data import dataset as pdata
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def dataset_description(name: str) -> str:
 def load_builtin_anndata(name: str):
     """The AnnData of a built-in dataset (shared by all sessions: read only)."""
     if name == SYNTHETIC_DATASET:
-        from perturbode_core import synthetic
+        from perturbode_core.datasets import teacher as synthetic
 
         return synthetic.teacher_dataset(synthetic.teacher_model(12, seed=0), cells_per_condition=80, seed=0)
     adata = _registry_call("load_dataset", name)
@@ -179,8 +179,8 @@ def demo_checkpoint_bytes(name: str) -> bytes:
     The shipped checkpoint when there is one and it fits the data; otherwise a quick model trained
     here for at most :data:`FALLBACK_TRAIN_SECONDS` (once per server: the result is cached).
     """
-    from perturbode_core import checkpoint
-    from perturbode_core.train import TrainConfig, fit
+    from perturbode_core.io import checkpoint
+    from perturbode_core.train.loop import TrainConfig, fit
 
     data = load_builtin(name)[0]
     shipped = _shipped_checkpoint(name) if name != SYNTHETIC_DATASET else None

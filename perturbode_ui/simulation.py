@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from perturbode_core import simulate
+from perturbode_core.tools import simulate
 from perturbode_core.errors import PerturbODEError
-from perturbode_core.interventions import Intervention, check_genes, format_spec, parse_spec
-from perturbode_core.plots_dashboard import pca_project, subsample
+from perturbode_core.data.interventions import Intervention, check_genes, format_spec, parse_spec
+from perturbode_core.tools.embedding import pca_project, subsample
 
 from .state import Scenario
 
@@ -113,6 +113,6 @@ def run_scenario(state, spec: str, *, name: str | None = None, condition: str | 
 
 def comparison_table(scenarios: dict, names: list[str], value: str = "z_change") -> pd.DataFrame:
     """Effects of the named scenarios side by side (one column each)."""
-    from perturbode_core.plots_dashboard import compare_effects
+    from perturbode_core.tools.simulate import compare_effects
 
     return compare_effects({n: scenarios[n].effects for n in names}, value=value)

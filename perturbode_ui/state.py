@@ -100,7 +100,7 @@ class AppState:
     Attributes
     ----------
     data
-        The current :class:`~perturbode_core.data.PerturbationData` (None before any is loaded).
+        The current :class:`~perturbode_core.data.dataset.PerturbationData` (None before any is loaded).
     dataset_name, dataset_source
         Its name and where it came from (``builtin``, ``upload``, ``path``).
     truth
@@ -108,7 +108,7 @@ class AppState:
     data_messages
         Warnings raised while loading the data (shown on the Data page).
     model
-        The current :class:`~perturbode_core.model.PerturbODE` (None when none fits the data).
+        The current :class:`~perturbode_core.model.field.PerturbODE` (None when none fits the data).
     model_source
         Where it came from ("demo checkpoint", "trained (run 2)", "uploaded model.pt", ...).
     checkpoint_path
@@ -296,7 +296,7 @@ class AppState:
 
 def load_demo(state: AppState) -> None:
     """Load the demo dataset and its trained checkpoint into ``state`` (first start)."""
-    from perturbode_core import checkpoint
+    from perturbode_core.io import checkpoint
 
     from . import loaders
 

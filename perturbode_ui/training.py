@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from perturbode_core import checkpoint
+from perturbode_core.io import checkpoint
 from perturbode_core.errors import PerturbODEError
-from perturbode_core.model import ModelConfig, default_n_modules
-from perturbode_core.train import TrainConfig
+from perturbode_core.model.field import ModelConfig, default_n_modules
+from perturbode_core.train.loop import TrainConfig
 
 from .jobs import TrainingJob, estimate_memory, estimate_time
 

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from perturbode_core.datasets.export import edges_path_for, write_edges_csv, write_h5ad  # noqa: E402
+from perturbode_core.datasets.writers import edges_path_for, write_edges_csv, write_h5ad  # noqa: E402
 from perturbode_core.datasets.registry import ATLAS_TFS, _REGISTRY, simulate_dataset, truth_edges  # noqa: E402
 
 BUILTIN = ROOT / "perturbode_core" / "datasets" / "builtin"
@@ -39,7 +39,7 @@ def build_collectri_subset(out_dir: Path, source: Path = SHARED_COLLECTRI) -> Pa
         return None
     import pandas as pd
 
-    from perturbode_core._io import write_text_atomic
+    from perturbode_core.io.files import write_text_atomic
 
     net = pd.read_csv(source)
     tfs = [tf for group in ATLAS_TFS.values() for tf in group]

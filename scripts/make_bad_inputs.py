@@ -84,8 +84,8 @@ def build(out: Path) -> list[dict]:
     import h5py
     import torch
 
-    from perturbode_core.checkpoint import save_checkpoint
-    from perturbode_core.model import PerturbODE
+    from perturbode_core.io.checkpoint import save_checkpoint
+    from perturbode_core.model.field import PerturbODE
 
     out.mkdir(parents=True, exist_ok=True)
     items: list[dict] = []

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perturbode_core import synthetic
-from perturbode_core.data import from_anndata
-from perturbode_core.train import TrainConfig, fit
+from perturbode_core.datasets import teacher as synthetic
+from perturbode_core.data.dataset import from_anndata
+from perturbode_core.train.loop import TrainConfig, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,19 +6,21 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from perturbode_core import plots_dashboard as plots
+from perturbode_core import plots
+from perturbode_core.tools import embedding
+from perturbode_core.tools.simulate import compare_effects
 
 
 def test_pca_fit_and_project():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 5)) * np.array([5, 1, 0.1, 0.1, 0.1])
-    fit = plots.pca_fit(X)
+    fit = embedding.pca_fit(X)
     assert fit["components"].shape == (2, 5) and fit["explained"][0] > 0.9
     assert abs(fit["components"][0, 0]) > 0.99 and fit["components"][0, 0] > 0  # sign fixed
-    assert plots.pca_project(X, fit).shape == (200, 2)
-    assert plots.pca_project(np.stack([X, X]), fit).shape == (2, 200, 2)  # (T, n, p) works too
-    assert plots.pca_fit(X[:, :1])["components"].shape == (2, 1)  # one gene: padded
-    assert list(plots.subsample(10, 20)) == list(range(10)) and len(plots.subsample(100, 7)) == 7
+    assert embedding.pca_project(X, fit).shape == (200, 2)
+    assert embedding.pca_project(np.stack([X, X]), fit).shape == (2, 200, 2)  # (T, n, p) works too
+    assert embedding.pca_fit(X[:, :1])["components"].shape == (2, 1)  # one gene: padded
+    assert list(embedding.subsample(10, 20)) == list(range(10)) and len(embedding.subsample(100, 7)) == 7
 
 
 def test_embedding_and_counts():
@@ -57,7 +59,7 @@ def test_simulation_figures():
                             "targeted": [True, False, False, False]})
     assert list(plots.effect_figure(effects, top=3).data[0].y) == ["c", "b", "a"]
     other = effects.assign(z_change=[-1.0, 2.0, 0.0, 0.0])
-    wide = plots.compare_effects({"A": effects, "B": other})
+    wide = compare_effects({"A": effects, "B": other})
     assert list(wide["gene"][:2]) in (["a", "b"], ["b", "a"]) and list(wide.columns) == ["gene", "A", "B"]
     assert len(plots.comparison_figure({"A": effects, "B": other}).data) == 2  # diagonal + points
     assert len(plots.comparison_figure({"A": effects, "B": other, "C": effects}).data) == 3  # grouped bars

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 
-from perturbode_core import plots_dashboard as plots
+from perturbode_core.tools.simulate import compare_effects
 from perturbode_ui.state import STATE_KEY
 
 
@@ -35,8 +35,8 @@ def test_knockout_effect_table(app):
     assert sc.mean.shape == (len(sc.times), 2, state.model.n_genes) and sc.coords.shape[-1] == 2
     assert app.dataframe and app.get("download_button")  # table and CSV download
     # the page's table is the core's simulate.effect_table for the same start cells
-    from perturbode_core import simulate
-    from perturbode_core.plots_dashboard import subsample
+    from perturbode_core.tools import simulate
+    from perturbode_core.tools.embedding import subsample
     from perturbode_ui.simulation import start_cells
 
     idx, _ = start_cells(state.data)
@@ -68,7 +68,7 @@ def test_combination_and_comparison(app):
     assert app.multiselect(key=f"sim_compare_{len(state.simulations)}").value == list(state.simulations)
     assert len(app.get("plotly_chart")) >= 4  # effects, trajectories, cells, comparison
     tables = {n: s.effects for n, s in state.simulations.items()}
-    wide = plots.compare_effects(tables)
+    wide = compare_effects(tables)
     assert list(wide.columns) == ["gene", *tables] and len(wide) == len(g)
     app.text_input(key="sim_spec").set_value("").run()
 

@@ -22,10 +22,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from perturbode_core import checkpoint, enrichment
-from perturbode_core import data as pdata
+from perturbode_core.io import checkpoint
+from perturbode_core.tools import enrichment
+from perturbode_core.data import dataset as pdata
 from perturbode_core.errors import PerturbODEError, PerturbODEWarning
-from perturbode_core.metrics import read_edge_list
+from perturbode_core.tools.metrics import read_edge_list
 
 CORPUS = ROOT / "tests" / "bad_inputs"
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text(encoding="utf-8"))
@@ -159,7 +160,7 @@ def _run_cli(args, out: Path, marker_path: Path):
 # corpus x CLI under a few seconds, and CLI_PROCESS_ITEMS below still run as separate processes.
 _DRIVER = r"""
 import contextlib, io, json, os, sys, traceback
-from perturbode_core import cli
+from perturbode_core.cli import main as cli
 results = {}
 for job in json.load(sys.stdin):
     os.environ[job["marker_env"]] = job["marker"]
@@ -466,7 +467,7 @@ def test_extreme_values_never_give_silent_nan(case, teacher_data):
     """Expression in the millions (wrong units) or a few 1e6 outliers: finite, or the user is told."""
     import dataclasses
 
-    from perturbode_core.train import TrainConfig, fit
+    from perturbode_core.train.loop import TrainConfig, fit
 
     X = teacher_data.X.copy()
     if case == "all_huge":
@@ -487,8 +488,8 @@ def test_extreme_values_never_give_silent_nan(case, teacher_data):
 def test_stiff_dynamics_are_reported_to_the_dashboard(teacher_data, tmp_path):
     """A stiff, unstable configuration in the dashboard's worker: skipped steps reach the page's
     events, and the failure a one-line message; the job ends 'failed', not with NaN weights."""
-    from perturbode_core.model import ModelConfig
-    from perturbode_core.train import TrainConfig
+    from perturbode_core.model.field import ModelConfig
+    from perturbode_core.train.loop import TrainConfig
     from perturbode_ui.jobs import TrainingJob
 
     job = TrainingJob(teacher_data, checkpoint_path=tmp_path / "model.pt",

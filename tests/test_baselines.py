@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perturbode_core.baselines import (NETWORK_BASELINES, PREDICTION_BASELINES, AdditiveBaseline, LinearBaseline,
+from perturbode_core.tools.baselines import (NETWORK_BASELINES, PREDICTION_BASELINES, AdditiveBaseline, LinearBaseline,
                                        MeanShiftBaseline, NoChangeBaseline, correlation_network,
                                        fit_prediction_baselines, genie3_network, knockout_zscore_network)
-from perturbode_core.data import from_anndata
+from perturbode_core.data.dataset import from_anndata
 from perturbode_core.errors import PerturbODEError
-from perturbode_core.metrics import network_metrics, score_prediction
+from perturbode_core.tools.metrics import network_metrics, score_prediction
 
 
 def _data(blocks: dict, genes, **kwargs):

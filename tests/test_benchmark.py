@@ -6,11 +6,11 @@ import sys
 import pandas as pd
 import pytest
 
-from perturbode_core.benchmark import run_benchmark, run_stability, to_markdown
-from perturbode_core.commands.benchmark import parse_holdout
+from perturbode_core.tools.benchmark import run_benchmark, run_stability, to_markdown
+from perturbode_core.cli.cmd_benchmark import parse_holdout
 from perturbode_core.errors import PerturbODEError
-from perturbode_core.synthetic import teacher_edges
-from perturbode_core.train import TrainConfig
+from perturbode_core.datasets.teacher import teacher_edges
+from perturbode_core.train.loop import TrainConfig
 
 
 def test_cli_benchmark_writes_one_row_per_method(teacher, teacher_h5ad, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from perturbode_core.checkpoint import (FORMAT_VERSION, check_genes, load_checkpoint, load_model,
+from perturbode_core.io.checkpoint import (FORMAT_VERSION, check_genes, load_checkpoint, load_model,
                                         save_checkpoint)
 from perturbode_core.errors import PerturbODEError
 
@@ -27,7 +27,7 @@ def test_save_load_gives_identical_predictions(trained, teacher_data, tmp_path):
 
 
 def test_fit_checkpoint_holds_optimizer_rng_history(teacher_data, tmp_path):
-    from perturbode_core.train import TrainConfig, fit
+    from perturbode_core.train.loop import TrainConfig, fit
 
     fit(teacher_data, train_config=TrainConfig(epochs=2, cells_per_condition=8), checkpoint_path=tmp_path / "m.pt")
     b = load_checkpoint(tmp_path / "m.pt")
@@ -84,8 +84,8 @@ def test_checkpoint_for_other_genes_is_refused(trained):
 
 
 def test_resume_refuses_data_with_other_genes(teacher_data, tmp_path):
-    from perturbode_core.data import from_anndata
-    from perturbode_core.train import TrainConfig, fit
+    from perturbode_core.data.dataset import from_anndata
+    from perturbode_core.train.loop import TrainConfig, fit
 
     fit(teacher_data, train_config=TrainConfig(epochs=1, cells_per_condition=8), checkpoint_path=tmp_path / "m.pt")
     other = teacher_data.to_anndata()

@@ -26,8 +26,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from perturbode_core import checkpoint, grn
-from perturbode_core._io import atomic_path, write_text_atomic
+from perturbode_core.io import checkpoint
+from perturbode_core.tools import grn
+from perturbode_core.io.files import atomic_path, write_text_atomic
 from perturbode_core.errors import PerturbODEError
 
 # ------------------------------------------------------------------------------ write watcher
@@ -87,9 +88,9 @@ def _assert_atomic(folder: Path, watch, *, expect_files: int):
 
 # ------------------------------------------------------------------------------ atomic writes
 def test_library_exports_are_atomic(trained, teacher_data, tmp_path, watch):
-    from perturbode_core import report
-    from perturbode_core.benchmark import write_tables
-    from perturbode_core.datasets.export import write_h5ad
+    from perturbode_core.tools import report
+    from perturbode_core.tools.benchmark import write_tables
+    from perturbode_core.datasets.writers import write_h5ad
 
     edges = grn.model_edges(trained.model, top_k=10)
     checkpoint.save_checkpoint(tmp_path / "model.pt", trained.model, history=trained.history.to_dict("records"))
@@ -103,7 +104,7 @@ def test_library_exports_are_atomic(trained, teacher_data, tmp_path, watch):
 
 
 def test_cli_outputs_are_atomic(teacher_h5ad, tmp_path, watch):
-    from perturbode_core import cli
+    from perturbode_core.cli import main as cli
 
     cfg = tmp_path / "cfg" / "c.json"
     cfg.parent.mkdir()

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from perturbode_core.data import (describe, from_anndata, guess_control_label, guess_perturbation_key, load,
+from perturbode_core.data.dataset import (describe, from_anndata, guess_control_label, guess_perturbation_key, load,
                                   read_h5ad, split_conditions)
 from perturbode_core.errors import PerturbODEError, PerturbODEWarning
-from perturbode_core.interventions import parse_spec
+from perturbode_core.data.interventions import parse_spec
 
 
 def _adata(labels, genes=("A", "B", "C"), X=None, **obs):

@@ -2,11 +2,11 @@
 
 import pytest
 
-from perturbode_core.checkpoint import check_genes, load_checkpoint, load_model
-from perturbode_core.data import from_anndata
+from perturbode_core.io.checkpoint import check_genes, load_checkpoint, load_model
+from perturbode_core.data.dataset import from_anndata
 from perturbode_core.datasets import demo_checkpoint_path, load_dataset, truth_edges
-from perturbode_core.grn import grn_matrix
-from perturbode_core.metrics import network_metrics
+from perturbode_core.tools.grn import grn_matrix
+from perturbode_core.tools.metrics import network_metrics
 
 
 def test_myeloid_demo_checkpoint_recovers_the_krumsiek_network():
@@ -23,7 +23,7 @@ def test_myeloid_demo_checkpoint_recovers_the_krumsiek_network():
 
 def test_knockout_in_demo_model_reproduces_myeloid_fate_effects():
     """Gata1 knockout lowers its erythroid targets; Pu.1 knockout lifts Gata1 (the published rules)."""
-    from perturbode_core.simulate import effect_table
+    from perturbode_core.tools.simulate import effect_table
 
     model = load_model(demo_checkpoint_path("myeloid"))
     cells = from_anndata(load_dataset("myeloid")).control_cells()

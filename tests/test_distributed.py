@@ -7,13 +7,14 @@ import textwrap
 import numpy as np
 import torch
 
-from perturbode_core.train import TrainConfig, fit
+from perturbode_core.train.loop import TrainConfig, fit
 
 WORKER = textwrap.dedent('''
     import sys, torch
-    from perturbode_core import distributed, synthetic
-    from perturbode_core.data import from_anndata
-    from perturbode_core.train import TrainConfig, fit
+    from perturbode_core.train import distributed
+    from perturbode_core.datasets import teacher as synthetic
+    from perturbode_core.data.dataset import from_anndata
+    from perturbode_core.train.loop import TrainConfig, fit
 
     distributed.init_from_env("cpu")
     data = from_anndata(synthetic.teacher_dataset(synthetic.teacher_model(12, seed=1), cells_per_condition=40, seed=1))
@@ -30,8 +31,8 @@ CFG = dict(epochs=3, learning_rate=0.02, cells_per_condition=16, batch_condition
 
 
 def test_torchrun_two_ranks_matches_single_process(tmp_path):
-    from perturbode_core import synthetic
-    from perturbode_core.data import from_anndata
+    from perturbode_core.datasets import teacher as synthetic
+    from perturbode_core.data.dataset import from_anndata
 
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER.replace("{CFG}", repr(CFG)))
@@ -50,7 +51,7 @@ def test_torchrun_two_ranks_matches_single_process(tmp_path):
 
 
 def test_condition_blocks_cover_every_condition_once():
-    from perturbode_core.train import _shard_conditions
+    from perturbode_core.train.loop import _shard_conditions
 
     for n in range(0, 12):
         for world in (1, 2, 3, 5):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.stats import hypergeom
 
-from perturbode_core import enrichment as E
+from perturbode_core.tools import enrichment as E
 from perturbode_core.errors import PerturbODEError
 
 
@@ -186,7 +186,7 @@ def test_over_representation_is_fast():
 
 # --------------------------------------------------------------------------- plots
 def test_enrichment_plots():
-    from perturbode_core import plots_enrichment as P
+    from perturbode_core.plots import module_plots as P
 
     A, B, alpha, genes, term, lib = _planted(K=12)
     res = E.enrich_modules({"A": A, "B": B, "alpha": alpha, "b": np.zeros(12), "gene_names": genes}, lib, top_n=40)

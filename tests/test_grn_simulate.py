@@ -4,9 +4,9 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from perturbode_core import grn
+from perturbode_core.tools import grn
 from perturbode_core.errors import PerturbODEError
-from perturbode_core.simulate import effect_table, predict_anndata, trajectories, trajectories_anndata
+from perturbode_core.tools.simulate import effect_table, predict_anndata, trajectories, trajectories_anndata
 
 
 def test_edge_table_ranking_and_binarisation():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 
-from perturbode_core.train import TrainConfig
+from perturbode_core.train.loop import TrainConfig
 from perturbode_ui.jobs import TrainingJob, estimate_memory, estimate_time
 from perturbode_ui.state import AppState
 
@@ -107,7 +107,7 @@ def test_estimates(teacher_data):
 
 
 def test_state_invalidates_and_cleans_up(teacher_data):
-    from perturbode_core.model import PerturbODE
+    from perturbode_core.model.field import PerturbODE
 
     model = PerturbODE.from_data(teacher_data)
     state = AppState()

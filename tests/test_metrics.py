@@ -8,10 +8,10 @@ import pytest
 import scipy.stats
 
 from perturbode_core.errors import PerturbODEError
-from perturbode_core.metrics import (consensus_edges, energy_distance, interventional_check, matrix_to_edges,
+from perturbode_core.tools.metrics import (consensus_edges, energy_distance, interventional_check, matrix_to_edges,
                                      metric_spread, metrics_frame, mmd, network_metrics, read_edge_list,
                                      score_prediction, score_predictions, w2_distance)
-from perturbode_core.metrics.interventional import _wasserstein_columns
+from perturbode_core.tools.metrics.interventional import _wasserstein_columns
 
 GENES = ["A", "B", "C", "D"]
 TRUTH = pd.DataFrame({"source": ["A", "B", "C"], "target": ["B", "C", "D"], "sign": [1, -1, 1]})

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from perturbode_core.errors import PerturbODEError
-from perturbode_core.model import ModelConfig, PerturbODE
-from perturbode_core.synthetic import teacher_edges
+from perturbode_core.model.field import ModelConfig, PerturbODE
+from perturbode_core.datasets.teacher import teacher_edges
 
 
 def _decay_model(solver="rk4", gamma=0.7):
@@ -119,7 +119,7 @@ def test_unknown_target_is_named(teacher):
 
 
 def test_sinkhorn_divergence_is_zero_for_identical_and_grows_with_shift():
-    from perturbode_core.ot_loss import exact_w2, sinkhorn_divergence
+    from perturbode_core.train.ot_loss import exact_w2, sinkhorn_divergence
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, 64, 3, generator=gen)
@@ -152,9 +152,9 @@ def test_intervention_levels_are_in_data_units_under_a_non_trivial_scale():
 
 
 def test_default_module_count_follows_the_perturbations():
-    from perturbode_core.data import from_anndata
-    from perturbode_core.model import default_n_modules
-    from perturbode_core.synthetic import teacher_dataset, teacher_model
+    from perturbode_core.data.dataset import from_anndata
+    from perturbode_core.model.field import default_n_modules
+    from perturbode_core.datasets.teacher import teacher_dataset, teacher_model
 
     assert default_n_modules(11) == 11  # small networks: K = p
     assert default_n_modules(264, 41) == 45 and default_n_modules(400, 37) == 41

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perturbode_core import modules as M
+from perturbode_core.tools import modules as M
 from perturbode_core.errors import PerturbODEError
 
 GENES = ["a", "b", "c", "d"]
@@ -120,7 +120,7 @@ def test_weights_from_model_adapter():
 
 
 def test_module_network_plot():
-    from perturbode_core.plots_enrichment import module_activity_heatmap, module_network_figure
+    from perturbode_core.plots.module_plots import module_activity_heatmap, module_network_figure
 
     G = M.module_network(A, B, ALPHA, GENES, top_n=4)
     fig = module_network_figure(G)
@@ -134,10 +134,10 @@ def test_module_network_plot():
 
 def test_cli_modules_and_enrich(tmp_path, capsys):
     torch = pytest.importorskip("torch")
-    checkpoint = pytest.importorskip("perturbode_core.checkpoint")
-    from perturbode_core.cli import main
-    from perturbode_core.enrichment import load_library
-    from perturbode_core.model import ModelConfig, PerturbODE
+    checkpoint = pytest.importorskip("perturbode_core.io.checkpoint")
+    from perturbode_core.cli.main import main
+    from perturbode_core.tools.enrichment import load_library
+    from perturbode_core.model.field import ModelConfig, PerturbODE
 
     lib = load_library("hallmark")
     term = "HALLMARK_ANGIOGENESIS"

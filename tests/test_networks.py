@@ -8,8 +8,8 @@ import pytest
 
 from perturbode_core.datasets import (read_bnet, read_boolode, read_collectri, read_gt_grn, read_krumsiek11,
                                       read_sergio, read_sergio_dataset)
-from perturbode_core.datasets.boolean import BooleanRule
-from perturbode_core.datasets.networks import builtin_path
+from perturbode_core.datasets.boolean_rules import BooleanRule
+from perturbode_core.datasets.network_readers import builtin_path
 from perturbode_core.errors import PerturbODEError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

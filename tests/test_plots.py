@@ -7,7 +7,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from perturbode_core import grn, plots
+from perturbode_core import plots
+from perturbode_core.tools import grn, modules, network_view
 from perturbode_core.errors import PerturbODEError
 
 
@@ -60,7 +61,7 @@ def test_network_figure_empty_and_bad_input():
 
 def test_truth_overlay_classifies_edges(edges):
     truth = pd.DataFrame({"source": ["A", "C", "B", "A"], "target": ["B", "D", "D", "A"]})  # A->A self loop ignored
-    cls = plots.classify_edges(edges, truth)
+    cls = network_view.classify_edges(edges, truth)
     status = dict(zip(zip(cls["source"], cls["target"]), cls["status"]))
     assert status[("A", "B")] == "true positive" and status[("C", "D")] == "true positive"
     assert status[("A", "C")] == "false positive"
@@ -75,20 +76,20 @@ def test_truth_overlay_classifies_edges(edges):
 
 
 def test_neighbourhood(edges):
-    up = plots.neighbourhood_edges(edges, "C", hops=1, direction="upstream")
+    up = network_view.neighbourhood_edges(edges, "C", hops=1, direction="upstream")
     assert set(zip(up["source"], up["target"])) == {("A", "C"), ("B", "C")}
-    down = plots.neighbourhood_edges(edges, "c", hops=2, direction="downstream")  # case-insensitive
+    down = network_view.neighbourhood_edges(edges, "c", hops=2, direction="downstream")  # case-insensitive
     assert set(zip(down["source"], down["target"])) == {("C", "D"), ("D", "A")}
-    both = plots.neighbourhood_edges(edges, "B", hops=1)
+    both = network_view.neighbourhood_edges(edges, "B", hops=1)
     assert {("A", "B"), ("B", "C")} <= set(zip(both["source"], both["target"]))
-    assert plots.neighbourhood_edges(edges, "ZZZ").empty
+    assert network_view.neighbourhood_edges(edges, "ZZZ").empty
     with pytest.raises(PerturbODEError):
-        plots.neighbourhood_edges(edges, "A", direction="sideways")
+        network_view.neighbourhood_edges(edges, "A", direction="sideways")
 
 
 def test_dominant_module_and_layouts(teacher):
     w = teacher.module_weights()
-    mods = plots.dominant_module(w["A"], w["alpha"], teacher.gene_names)
+    mods = modules.dominant_module(w["A"], w["alpha"], teacher.gene_names)
     assert set(mods) == set(teacher.gene_names)
     assert all(v.startswith("M") or v == "mixed" for v in mods.values())
     e = grn.model_edges(teacher, top_k=15)
@@ -101,7 +102,7 @@ def test_dominant_module_and_layouts(teacher):
 
 def test_loss_heatmap_metric_effect_figures(trained):
     fig = plots.loss_figure(trained.history, best_epoch=trained.best_epoch)
-    assert [t.name for t in fig.data][0] == "train"
+    assert [t.name for t in fig.data][0] == "training loss"
     assert len(fig.data[0].x) == len(trained.history)
     assert plots.loss_figure(pd.DataFrame()).layout.annotations  # empty history: a note, no crash
 
@@ -123,14 +124,23 @@ def test_loss_heatmap_metric_effect_figures(trained):
     assert _names(from_dict) == ["PerturbODE", "x"]
 
     eff = pd.DataFrame({"gene": list("abcde"), "z_change": [3.0, -2.0, 0.1, 1.0, -0.5]})
-    fig = plots.effect_bar_figure(eff, n=3)
+    fig = plots.effect_figure(eff, top=3)
     assert list(fig.data[0].y) == ["d", "b", "a"]
 
 
-def test_reexports_are_lazy_and_defensive():
-    assert "perturbode_core.plots_enrichment" in plots._REEXPORT_MODULES
-    extras = plots.available_extras()
-    if "perturbode_core.plots_enrichment" in extras:
-        assert callable(plots.enrichment_dotplot)
-    with pytest.raises(AttributeError):
-        plots.no_such_figure_builder  # noqa: B018
+def test_plots_namespace_exports_every_figure_builder():
+    """Every public figure builder of every plots module is reachable as ``plots.<name>``."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import plotly.graph_objects as go
+
+    import perturbode_core.plots as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        mod = importlib.import_module(f"perturbode_core.plots.{info.name}")
+        for name, fn in inspect.getmembers(mod, inspect.isfunction):
+            if fn.__module__ == mod.__name__ and not name.startswith("_") and \
+                    inspect.signature(fn).return_annotation in (go.Figure, "go.Figure"):
+                assert getattr(plots, name, None) is fn, f"plots.{name} is not exported"

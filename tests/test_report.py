@@ -9,7 +9,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from perturbode_core import checkpoint, compare, grn, plots, report, simulate
+from perturbode_core import plots
+from perturbode_core.io import checkpoint
+from perturbode_core.tools import evaluate as compare
+from perturbode_core.tools import grn
+from perturbode_core.tools import report
+from perturbode_core.tools import simulate
 from perturbode_core.errors import PerturbODEError
 
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from perturbode_core.datasets import GeneNetwork, TechnicalNoise, simulate_screen
-from perturbode_core.datasets.boolean import BooleanRule
+from perturbode_core.datasets.boolean_rules import BooleanRule
 from perturbode_core.datasets.kinetics import multilinear
 from perturbode_core.errors import PerturbODEError
 
@@ -61,7 +61,7 @@ def test_knockout_zeroes_gene_and_moves_targets_by_edge_sign():
 
 
 def test_combination_and_mixed_types_are_labelled_readably():
-    from perturbode_core.data import from_anndata
+    from perturbode_core.data.dataset import from_anndata
 
     ad = simulate_screen(motif(), conditions=["A+B", "C:overexpression", "A:knockdown=0.8"], cells_per_condition=5,
                          intrinsic_noise=0.0, technical_noise=False)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from perturbode_core.model import ModelConfig, PerturbODE, column_mean_std
-from perturbode_core.ot_loss import exact_w2, exact_w2_batched, population_loss
+from perturbode_core.model.field import ModelConfig, PerturbODE, column_mean_std
+from perturbode_core.train.ot_loss import exact_w2, exact_w2_batched, population_loss
 
 
 def _model(**kw):
@@ -99,8 +99,8 @@ def test_chunked_mean_std_leaves_float64_input_untouched():
 
 
 def test_backed_h5ad_is_memory_mapped_and_trains_identically(teacher_h5ad):
-    from perturbode_core.data import load
-    from perturbode_core.train import TrainConfig, fit
+    from perturbode_core.data.dataset import load
+    from perturbode_core.train.loop import TrainConfig, fit
 
     backed = load(teacher_h5ad, backed=True)
     memory = load(teacher_h5ad)

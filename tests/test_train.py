@@ -8,11 +8,11 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from perturbode_core.errors import PerturbODEError
-from perturbode_core.grn import grn_matrix
-from perturbode_core.model import ModelConfig
-from perturbode_core.ot_loss import exact_w2
-from perturbode_core.synthetic import teacher_edges
-from perturbode_core.train import TrainConfig, fit
+from perturbode_core.tools.grn import grn_matrix
+from perturbode_core.model.field import ModelConfig
+from perturbode_core.train.ot_loss import exact_w2
+from perturbode_core.datasets.teacher import teacher_edges
+from perturbode_core.train.loop import TrainConfig, fit
 
 
 def test_recovers_teacher_network_far_above_chance(trained, teacher, truth_matrix):
@@ -123,7 +123,7 @@ def test_single_profile_per_condition_bulk_screen(teacher_adata):
     import anndata as ad
     import pandas as pd
 
-    from perturbode_core.data import from_anndata
+    from perturbode_core.data.dataset import from_anndata
 
     labels = teacher_adata.obs["perturbation"].astype(str)
     means = pd.DataFrame(teacher_adata.X, index=labels.values).groupby(level=0).mean()

@@ -11,11 +11,11 @@ list_datasets, load_dataset, truth_edges, write_dataset, simulate_dataset, get_n
                        the registry of built-in datasets (myeloid, human-tf-atlas, sergio-ds1, sergio-ds2)
 """
 
-from .network import GeneNetwork
-from .networks import read_bnet, read_boolode, read_collectri, read_gt_grn, read_krumsiek11, read_sergio, read_sergio_dataset
-from .registry import (demo_checkpoint_path, dataset_names, get_network, list_datasets, load_dataset, simulate_dataset, truth_edges,
+from perturbode_core.datasets.gene_network import GeneNetwork
+from perturbode_core.datasets.network_readers import read_bnet, read_boolode, read_collectri, read_gt_grn, read_krumsiek11, read_sergio, read_sergio_dataset
+from perturbode_core.datasets.registry import (demo_checkpoint_path, dataset_names, get_network, list_datasets, load_dataset, simulate_dataset, truth_edges,
                        write_dataset)
-from .simulator import TechnicalNoise, simulate_screen
+from perturbode_core.datasets.screen_simulator import TechnicalNoise, simulate_screen
 
 __all__ = [
     "demo_checkpoint_path",

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import PerturbODEError
-from .network import GeneNetwork
+from perturbode_core.errors import PerturbODEError
+from perturbode_core.datasets.gene_network import GeneNetwork
 
 
 def hill_activation(x: np.ndarray, half: np.ndarray, n: np.ndarray) -> np.ndarray:

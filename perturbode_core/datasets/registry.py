@@ -13,11 +13,11 @@ from typing import Callable
 
 import pandas as pd
 
-from ..errors import PerturbODEError
-from .export import edges_path_for, write_edges_csv, write_h5ad
-from .network import GeneNetwork
-from .networks import BUILTIN, builtin_path, read_collectri, read_krumsiek11, read_sergio_dataset
-from .simulator import TechnicalNoise, simulate_screen
+from perturbode_core.errors import PerturbODEError
+from perturbode_core.datasets.writers import edges_path_for, write_edges_csv, write_h5ad
+from perturbode_core.datasets.gene_network import GeneNetwork
+from perturbode_core.datasets.network_readers import BUILTIN, builtin_path, read_collectri, read_krumsiek11, read_sergio_dataset
+from perturbode_core.datasets.screen_simulator import TechnicalNoise, simulate_screen
 
 #: TFs of the human TF-atlas demo, by programme (those in CollecTRI; ETV2 has few targets there).
 ATLAS_TFS = {
@@ -218,7 +218,7 @@ def load_dataset(name: str, *, cells_per_condition: int | None = None, seed: int
     path = shipped_path(name)
     custom = (cells_per_condition not in (None, spec.cells_per_condition)) or (seed not in (None, spec.seed))
     if spec.shipped and path.exists() and not custom:
-        from ..data import read_h5ad
+        from perturbode_core.data.dataset import read_h5ad
 
         return read_h5ad(path)
     return simulate_dataset(name, cells_per_condition=cells_per_condition, seed=seed)

@@ -1,0 +1,50 @@
+"""``perturbode grn``: export the network of a checkpoint as CSV or GraphML."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("grn", help="export the inferred network of a checkpoint",
+                       description="Export G = A diag(alpha) B of a trained model as ranked edges "
+                                   "(source,target,weight,sign,rank). The format follows the file name: "
+                                   ".csv or .graphml.")
+    p.add_argument("--checkpoint", required=True, metavar="RUN_DIR/model.pt", help="trained model")
+    p.add_argument("--out", required=True, metavar="edges.csv|edges.graphml", help="output file")
+    sel = p.add_mutually_exclusive_group()
+    sel.add_argument("--top-k", type=int, default=None, help="keep the k strongest edges")
+    sel.add_argument("--sparsity", type=float, default=None, help="keep this share of all possible edges (0-1)")
+    sel.add_argument("--threshold", type=float, default=None, help="keep edges with |weight| >= threshold")
+    p.add_argument("--alpha", choices=("plain", "jacobian"), default="plain",
+                   help="alpha_eff: plain alpha, or average Jacobian over the control cells of --data")
+    p.add_argument("--data", default=None, metavar="FILE.h5ad", help="cells for --alpha jacobian")
+    p.add_argument("--perturbation-key", default="perturbation", help="obs column of perturbations (with --data)")
+    p.add_argument("--control", default="control", help="control label (with --data)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from perturbode_core.tools import grn
+    from perturbode_core.io.checkpoint import check_genes, load_model
+    from perturbode_core.data.dataset import load
+    from perturbode_core.errors import PerturbODEError
+
+    model = load_model(args.checkpoint)
+    cells = None
+    if args.alpha == "jacobian":
+        if not args.data:
+            raise PerturbODEError("--alpha jacobian needs --data (its control cells)", where="grn",
+                                  fix="Add --data FILE.h5ad, or use --alpha plain")
+        data = load(args.data, perturbation_key=args.perturbation_key, control=args.control)
+        check_genes(model, data.gene_names, where=args.data)
+        cells = data.control_cells()
+    edges = grn.model_edges(model, alpha_mode=args.alpha, cells=cells, top_k=args.top_k, sparsity=args.sparsity,
+                            threshold=args.threshold)
+    if str(args.out).lower().endswith(".graphml"):
+        grn.write_graphml(edges, args.out, genes=model.gene_names)
+    elif str(args.out).lower().endswith(".csv"):
+        grn.write_edges_csv(edges, args.out)
+    else:
+        raise PerturbODEError(f"Unknown output format of {args.out}", where="--out",
+                              fix="Name the file .csv or .graphml")
+    print(f"wrote {len(edges)} edges to {args.out}")
+    return 0

@@ -1,0 +1,473 @@
+"""Read, validate, describe and split single-cell (or bulk) perturbation data.
+
+Conventions (DESIGN section 3): an AnnData of cells x genes; ``obs[perturbation_key]`` names the
+target gene(s) of each cell, ``+``-joined for combinations, with a control label; optional
+``obs["intervention_type"]`` and ``obs["time"]``. A condition may hold a single profile (bulk or
+pseudobulk screens): everything works then too, with a warning.
+
+Every invalid input raises :class:`~perturbode_core.errors.PerturbODEError` with what, where and
+how to fix it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from perturbode_core.errors import PerturbODEError, PerturbODEWarning
+from perturbode_core.data.interventions import Intervention, check_genes, normalise_type, parse_spec
+
+DEFAULT_CONTROL_LABELS = ("control", "ctrl", "non-targeting", "NT", "non_targeting", "unperturbed")
+
+
+def read_h5ad(path: str | Path, *, backed: bool = False):
+    """Read an ``.h5ad`` file, turning every way it can fail into a clear message.
+
+    Parameters
+    ----------
+    path
+        The file.
+    backed
+        Open it backed (``mode='r'``): ``X`` stays on disk until read.
+    """
+    import anndata as ad
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise PerturbODEError(f"File not found: {path}", where=str(path),
+                              fix="Check the path, or upload the file in the dashboard")
+    if path.is_dir():
+        raise PerturbODEError(f"{path} is a folder, not an .h5ad file", where=str(path),
+                              fix="Point to the .h5ad file inside it")
+    if path.stat().st_size == 0:
+        raise PerturbODEError("The file is empty (0 bytes)", where=str(path),
+                              fix="Re-export or re-download the file")
+    if not h5py.is_hdf5(path):
+        raise PerturbODEError(
+            "Not an HDF5/.h5ad file", where=str(path),
+            fix="Save your AnnData with adata.write_h5ad(...) (CSV, loom and zarr are not read here)")
+    damaged = "Re-export the file with adata.write_h5ad(...) and try again"
+    try:
+        with h5py.File(path, "r") as fh:
+            keys = sorted(fh.keys())
+    except Exception as exc:  # truncated or damaged HDF5 structure
+        raise PerturbODEError(
+            f"Could not read the AnnData: the file is damaged or truncated ({type(exc).__name__}: {exc})",
+            where=str(path), fix=damaged) from exc
+    if not {"obs", "var"} <= set(keys):  # e.g. a 10x Genomics .h5 or another tool's HDF5 file
+        raise PerturbODEError(
+            f"An HDF5 file, but not an AnnData: it has no obs/var groups (top level: {', '.join(keys[:8]) or 'empty'})",
+            where=str(path), fix="Convert it to .h5ad first (a 10x .h5: scanpy.read_10x_h5(...).write_h5ad(...))")
+    try:
+        with warnings.catch_warnings():
+            # duplicated names get PerturbODE's own message (with the fix) when validated
+            warnings.filterwarnings("ignore", message=".*names are not unique", category=UserWarning)
+            return ad.read_h5ad(path, backed="r" if backed else None)
+    except Exception as exc:  # h5py/anndata raise many types for damaged files
+        raise PerturbODEError(
+            f"Could not read the AnnData: the file is damaged or truncated ({type(exc).__name__}: {exc})",
+            where=str(path), fix=damaged) from exc
+
+
+def guess_perturbation_key(obs: pd.DataFrame) -> str | None:
+    """Guess which ``obs`` column names the perturbation (for the dashboard's default)."""
+    candidates = ["perturbation", "condition", "guide_identity", "gene", "target", "perturbation_name",
+                  "target_gene", "treatment"]
+    for name in candidates:
+        if name in obs.columns:
+            return name
+    for name in obs.columns:
+        values = obs[name].astype(str)
+        if values.isin(DEFAULT_CONTROL_LABELS).any():
+            return name
+    return None
+
+
+def guess_control_label(values) -> str | None:
+    """Guess the control label among a column's values."""
+    labels = pd.Index(pd.unique(pd.Series(values).astype(str)))
+    for cand in DEFAULT_CONTROL_LABELS:
+        hit = [lab for lab in labels if lab.lower() == cand.lower()]
+        if hit:
+            return hit[0]
+    return None
+
+
+def _dense_float(X, where: str) -> np.ndarray:
+    from perturbode_core.io import h5ad as streaming
+
+    mapped = streaming.memmap_dataset(X)  # backed, dense, uncompressed: stay on disk
+    if mapped is not None and mapped.dtype == np.float32:
+        return mapped
+    if sp.issparse(X):
+        X = X.toarray()
+    elif hasattr(X, "to_memory") or hasattr(X, "id"):  # backed sparse / h5py dataset
+        X = streaming.read_dense_chunked(X)
+    X = np.asarray(X)
+    if X.dtype.kind not in "fiub":
+        raise PerturbODEError(f"Expression values have non-numeric type {X.dtype}", where=where,
+                              fix="Store numbers in X (or the chosen layer)")
+    return X.astype(np.float32, copy=False)
+
+
+def looks_like_counts(X: np.ndarray) -> bool:
+    """True when ``X`` looks like raw counts (non-negative integers with a large maximum)."""
+    sample = X[: min(len(X), 2000)]
+    return bool(sample.size and sample.min() >= 0 and sample.max() > 50 and np.allclose(sample, np.round(sample)))
+
+
+@dataclass
+class PerturbationData:
+    """A validated perturbation dataset, ready for training.
+
+    Attributes
+    ----------
+    X
+        Expression, cells x genes, float32 (data units: what the file holds, log-normalised
+        when asked).
+    gene_names
+        Gene names (``var_names``), unique.
+    labels
+        Condition label of each cell (str).
+    control
+        The control label.
+    conditions
+        Condition labels, control first, then sorted.
+    interventions
+        For each perturbed condition, its targets with type and value.
+    times
+        Time of each cell, or ``None`` for steady-state data.
+    obs
+        The AnnData's ``obs`` (for colouring and subsets).
+    source
+        Where the data came from (file name or dataset name).
+    """
+
+    X: np.ndarray
+    gene_names: list[str]
+    labels: np.ndarray
+    control: str
+    conditions: list[str]
+    interventions: dict[str, list[Intervention]]
+    times: np.ndarray | None = None
+    obs: pd.DataFrame | None = None
+    source: str = "AnnData"
+    perturbation_key: str = "perturbation"
+    uns: dict = field(default_factory=dict)
+
+    @property
+    def n_cells(self) -> int:
+        """Number of cells (rows of ``X``)."""
+        return int(self.X.shape[0])
+
+    @property
+    def n_genes(self) -> int:
+        """Number of genes (columns of ``X``)."""
+        return int(self.X.shape[1])
+
+    @property
+    def perturbations(self) -> list[str]:
+        """Perturbed conditions (every condition but the control)."""
+        return [c for c in self.conditions if c != self.control]
+
+    def cells_of(self, condition: str) -> np.ndarray:
+        """Indices of the cells of ``condition``."""
+        return np.flatnonzero(self.labels == condition)
+
+    def control_cells(self) -> np.ndarray:
+        """Expression of the control cells (at the earliest time when there are several)."""
+        idx = self.cells_of(self.control)
+        if self.times is not None:
+            t0 = self.times[idx].min()
+            idx = idx[self.times[idx] == t0]
+        return self.X[idx]
+
+    def subset_conditions(self, keep: list[str]) -> "PerturbationData":
+        """A copy restricted to the conditions in ``keep`` (the control is always kept)."""
+        keep = [self.control] + [c for c in keep if c != self.control]
+        mask = np.isin(self.labels, keep)
+        return PerturbationData(
+            X=self.X[mask], gene_names=list(self.gene_names), labels=self.labels[mask],
+            control=self.control, conditions=[c for c in self.conditions if c in set(keep)],
+            interventions={c: v for c, v in self.interventions.items() if c in set(keep)},
+            times=None if self.times is None else self.times[mask],
+            obs=None if self.obs is None else self.obs.loc[mask],
+            source=self.source, perturbation_key=self.perturbation_key, uns=dict(self.uns))
+
+    def to_anndata(self):
+        """The data back as an AnnData (obs: perturbation, intervention_type, time)."""
+        import anndata as ad
+
+        obs = pd.DataFrame({self.perturbation_key: self.labels.astype(str)})
+        if self.times is not None:
+            obs["time"] = self.times
+        adata = ad.AnnData(X=self.X.copy(), obs=obs, var=pd.DataFrame(index=list(self.gene_names)))
+        adata.obs_names = [f"cell{i}" for i in range(adata.n_obs)]
+        return adata
+
+
+def from_anndata(
+    adata,
+    *,
+    perturbation_key: str = "perturbation",
+    control: str | None = "control",
+    intervention_type_key: str = "intervention_type",
+    default_intervention: str = "knockout",
+    activity_synonyms: bool = False,
+    time_key: str = "time",
+    layer: str | None = None,
+    normalize: bool = False,
+    source: str | None = None,
+    strict_targets: bool = True,
+) -> PerturbationData:
+    """Validate an AnnData as a perturbation dataset.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes. ``X`` (or ``layer``) holds expression; log-normalised is expected.
+    perturbation_key
+        ``obs`` column with the target gene(s) of each cell (``+``-joined for combinations).
+    control
+        Label of control cells; ``None`` guesses it among ``control``, ``ctrl``, ``non-targeting``...
+    intervention_type_key
+        Optional ``obs`` column with the intervention type of each cell (knockout, knockdown,
+        overexpression, shift; CRISPRko / CRISPRi / CRISPRa and other synonyms accepted).
+    default_intervention
+        The type used when that column is absent.
+    activity_synonyms
+        Read ``inhibition`` / ``activation`` as the *activity* type (drugs, signalling proteins).
+    time_key
+        Optional ``obs`` column with the sampling time of each cell (time-course data).
+    layer
+        Read expression from this layer instead of ``X``.
+    normalize
+        Normalise raw counts (scanpy ``normalize_total`` + ``log1p``). Without it, data that look
+        like raw counts get a warning.
+    source
+        Name of the data for messages (defaults to the file name or "AnnData").
+    strict_targets
+        Raise when a target is not among the genes; when False, such conditions are dropped with
+        a warning (e.g. guides against genes filtered out of the matrix).
+    """
+    where = source or "AnnData"
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise PerturbODEError(f"The AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes)",
+                              where=where, fix="Load a file with cells and genes")
+    gene_names = [str(g) for g in adata.var_names]
+    dup = pd.Index(gene_names)[pd.Index(gene_names).duplicated()].unique().tolist()
+    if dup:
+        raise PerturbODEError(
+            f"Duplicated gene names: {', '.join(dup[:5])}{' ...' if len(dup) > 5 else ''} ({len(dup)} in all)",
+            where=f"{where}, var_names", fix="Make them unique with adata.var_names_make_unique()")
+    obs = adata.obs
+    if perturbation_key not in obs.columns:
+        guess = guess_perturbation_key(obs)
+        hint = f" (column {guess!r} looks like one)" if guess else ""
+        raise PerturbODEError(
+            f"No perturbation column {perturbation_key!r}{hint}",
+            where=f"{where}, obs columns: {', '.join(map(str, obs.columns[:12])) or 'none'}",
+            fix="Name the column that holds the target gene(s) of each cell (--perturbation-key / "
+                "'Perturbation column')")
+    raw_labels = obs[perturbation_key]
+    if raw_labels.isna().any():
+        n = int(raw_labels.isna().sum())
+        raise PerturbODEError(f"{n} cell(s) have no perturbation label (empty/NaN)",
+                              where=f"{where}, obs[{perturbation_key!r}]",
+                              fix="Label every cell with its target gene(s) or the control label")
+    labels = raw_labels.astype(str).str.strip().to_numpy()
+    if (labels == "").any():
+        raise PerturbODEError(f"{int((labels == '').sum())} cell(s) have an empty perturbation label",
+                              where=f"{where}, obs[{perturbation_key!r}]",
+                              fix="Label every cell with its target gene(s) or the control label")
+    present = pd.unique(labels)
+    if control is None:
+        control = guess_control_label(present)
+        if control is None:
+            raise PerturbODEError("Could not find the control cells", where=f"{where}, obs[{perturbation_key!r}]",
+                                  fix=f"Give the control label (--control); values include {', '.join(present[:8])}")
+    if control not in set(present):
+        guess = guess_control_label(present)
+        hint = f"; did you mean {guess!r}?" if guess else ""
+        raise PerturbODEError(
+            f"Control label {control!r} does not occur{hint}",
+            where=f"{where}, obs[{perturbation_key!r}] (values: {', '.join(map(str, present[:8]))}"
+                  f"{' ...' if len(present) > 8 else ''})",
+            fix="Give the label your control cells carry (--control / 'Control label')")
+
+    # expression
+    if layer is not None and layer not in adata.layers:
+        raise PerturbODEError(f"No layer {layer!r}", where=where,
+                              fix=f"Use one of: {', '.join(adata.layers.keys()) or 'X (no layers)'}")
+    X = adata.layers[layer] if layer is not None else adata.X
+    X = _dense_float(X, where)
+    from perturbode_core.io.h5ad import all_finite
+
+    if not all_finite(X):
+        bad = ~np.isfinite(X)
+        genes_bad = np.asarray(gene_names)[bad.any(0)][:5]
+        raise PerturbODEError(
+            f"{int(bad.sum())} expression value(s) are NaN or infinite (genes {', '.join(genes_bad)}...)",
+            where=f"{where}, {'layer ' + layer if layer else 'X'}",
+            fix="Remove or impute them (e.g. np.nan_to_num) before loading")
+    if normalize:
+        if X.min() < 0:
+            raise PerturbODEError("Normalisation was asked for, but the matrix has negative values "
+                                  "(it is not raw counts)", where=where,
+                                  fix="Load it without normalisation, or give the raw counts layer")
+        import anndata as ad
+        import scanpy as sc
+
+        tmp = ad.AnnData(X=X.copy())
+        sc.pp.normalize_total(tmp, target_sum=1e4)
+        sc.pp.log1p(tmp)
+        X = np.asarray(tmp.X, dtype=np.float32)
+    elif looks_like_counts(X):
+        warnings.warn(f"{where}: the expression looks like raw counts; PerturbODE expects log-normalised "
+                      "data. Load with normalize=True (--normalize) to apply normalize_total + log1p.",
+                      PerturbODEWarning, stacklevel=2)
+
+    # intervention types
+    interventions: dict[str, list[Intervention]] = {}
+    types_col = obs[intervention_type_key].astype(str).to_numpy() if intervention_type_key in obs.columns else None
+    default_kind = normalise_type(default_intervention, where="default intervention type",
+                                  activity_synonyms=activity_synonyms)
+    conditions = [control] + sorted(c for c in present if c != control)
+    dropped: list[str] = []
+    for cond in conditions[1:]:
+        kind = default_kind
+        if types_col is not None:
+            kinds = pd.unique(types_col[labels == cond])
+            if len(kinds) > 1:
+                raise PerturbODEError(
+                    f"Condition {cond!r} mixes intervention types {', '.join(kinds)}",
+                    where=f"{where}, obs[{intervention_type_key!r}]",
+                    fix="Give each condition one type, or name the types in the label (GENE:knockout+GENE2:overexpression)")
+            kind = normalise_type(kinds[0], where=f"{where}, obs[{intervention_type_key!r}], condition {cond!r}",
+                                  activity_synonyms=activity_synonyms)
+        ivs = parse_spec(cond, default_kind=kind, where=f"{where}, obs[{perturbation_key!r}]",
+                         activity_synonyms=activity_synonyms)
+        try:
+            check_genes(ivs, gene_names, where=f"{where}, obs[{perturbation_key!r}], condition {cond!r}")
+        except PerturbODEError:
+            if strict_targets:
+                raise
+            dropped.append(cond)
+            continue
+        interventions[cond] = ivs
+    if dropped:
+        warnings.warn(f"{where}: dropped {len(dropped)} condition(s) whose targets are not among the genes: "
+                      f"{', '.join(dropped[:10])}", PerturbODEWarning, stacklevel=2)
+        keep = ~np.isin(labels, dropped)
+        X, labels, obs = X[keep], labels[keep], obs.loc[keep]
+        conditions = [c for c in conditions if c not in set(dropped)]
+
+    # one-cell conditions are legitimate (bulk screens) but worth knowing about
+    counts = pd.Series(labels).value_counts()
+    single = counts[counts == 1].index.tolist()
+    if single and len(single) < len(counts):
+        warnings.warn(f"{where}: {len(single)} condition(s) have a single cell/profile "
+                      f"({', '.join(map(str, single[:5]))}); fine for bulk screens, noisy for single-cell data.",
+                      PerturbODEWarning, stacklevel=2)
+
+    times = None
+    if time_key in obs.columns:
+        try:
+            times = obs[time_key].to_numpy(dtype=np.float64)
+        except (TypeError, ValueError):
+            raise PerturbODEError(f"Time column {time_key!r} is not numeric", where=f"{where}, obs[{time_key!r}]",
+                                  fix="Store times as numbers (e.g. hours)") from None
+        if not np.isfinite(times).all():
+            raise PerturbODEError(f"Time column {time_key!r} has missing values", where=f"{where}, obs[{time_key!r}]",
+                                  fix="Give every cell a time, or drop the column for steady-state data")
+        if len(np.unique(times)) == 1:
+            times = None  # a single time point is steady-state data
+
+    return PerturbationData(
+        X=X, gene_names=gene_names, labels=labels, control=control, conditions=conditions,
+        interventions=interventions, times=times, obs=obs.copy(), source=source or "AnnData",
+        perturbation_key=perturbation_key, uns=dict(getattr(adata, "uns", {}) or {}))
+
+
+def load(path: str | Path, **kwargs) -> PerturbationData:
+    """Read an ``.h5ad`` file and validate it (keyword arguments as in :func:`from_anndata`).
+
+    ``backed=True`` opens the file backed: a dense float32 ``X`` stored uncompressed is then
+    memory-mapped (read from disk as minibatches need it, see :mod:`perturbode_core.io.h5ad`);
+    other layouts are read once, densely, in row chunks.
+    """
+    backed = kwargs.pop("backed", False)
+    adata = read_h5ad(path, backed=backed)
+    kwargs.setdefault("source", Path(path).name)
+    return from_anndata(adata, **kwargs)
+
+
+def describe(data: PerturbationData) -> dict:
+    """A summary of the dataset: sizes, cells per condition, intervention types, times."""
+    counts = pd.Series(data.labels).value_counts()
+    per_condition = pd.DataFrame({
+        "condition": data.conditions,
+        "cells": [int(counts.get(c, 0)) for c in data.conditions],
+        "targets": ["" if c == data.control else "+".join(iv.gene for iv in data.interventions[c])
+                    for c in data.conditions],
+        "type": ["control" if c == data.control else "+".join(sorted({iv.kind for iv in data.interventions[c]}))
+                 for c in data.conditions],
+    })
+    kinds = pd.Series([iv.kind for ivs in data.interventions.values() for iv in ivs]).value_counts().to_dict()
+    return {
+        "source": data.source,
+        "n_cells": data.n_cells,
+        "n_genes": data.n_genes,
+        "n_conditions": len(data.conditions),
+        "n_perturbations": len(data.perturbations),
+        "n_combinations": sum(len(v) > 1 for v in data.interventions.values()),
+        "control": data.control,
+        "n_control_cells": int(counts.get(data.control, 0)),
+        "median_cells_per_condition": float(counts.median()),
+        "intervention_types": {k: int(v) for k, v in kinds.items()},
+        "times": None if data.times is None else sorted(map(float, np.unique(data.times))),
+        "per_condition": per_condition,
+    }
+
+
+def split_conditions(data: PerturbationData, holdout: float | int | list[str] = 0.2, *,
+                     seed: int = 0) -> tuple[list[str], list[str]]:
+    """Split perturbed conditions into train and held-out sets (the control is always in train).
+
+    Parameters
+    ----------
+    holdout
+        A fraction (0-1) or a number of conditions drawn at random (seeded), or a list of
+        condition names.
+    seed
+        Seed of the draw.
+
+    Returns
+    -------
+    (train, heldout) condition labels; train starts with the control.
+    """
+    perts = data.perturbations
+    if isinstance(holdout, (list, tuple)):
+        unknown = [h for h in holdout if h not in set(perts)]
+        if unknown:
+            raise PerturbODEError(f"Held-out condition(s) not in the data: {', '.join(map(str, unknown))}",
+                                  where=data.source, fix=f"Choose among: {', '.join(perts[:10])}...")
+        held = list(holdout)
+    else:
+        if isinstance(holdout, float) and not 0 <= holdout < 1:
+            raise PerturbODEError(f"Held-out fraction {holdout} is not in [0, 1)", where="holdout",
+                                  fix="Give e.g. 0.2, or a number of conditions")
+        n = int(round(holdout * len(perts))) if isinstance(holdout, float) else int(holdout)
+        if n >= len(perts):
+            raise PerturbODEError(f"Cannot hold out {n} of {len(perts)} perturbations", where="holdout",
+                                  fix="Keep at least one perturbation for training")
+        rng = np.random.default_rng(seed)
+        held = sorted(rng.choice(perts, size=n, replace=False).tolist()) if n else []
+    train = [data.control] + [c for c in perts if c not in set(held)]
+    return train, held

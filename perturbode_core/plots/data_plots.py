@@ -1,0 +1,45 @@
+"""Figures of the data: cells on an embedding, cells per condition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from perturbode_core.plots.style import CONTROL_COLOR, palette_color
+
+
+def embedding_figure(coords, labels, *, control: str | None = None, title: str = "",
+                     axis_names=("PC1", "PC2"), max_legend: int = 30) -> go.Figure:
+    """Cells on a 2-D embedding, coloured by condition (control in grey, drawn first).
+
+    With more than ``max_legend`` conditions the rarest ones are grouped as "other".
+    """
+    coords = np.asarray(coords)
+    labels = np.asarray(labels).astype(str)
+    counts = pd.Series(labels).value_counts()
+    keep = [c for c in counts.index if c != control][:max_legend]
+    shown = np.where(np.isin(labels, keep) | (labels == control), labels, "other")
+    order = ([control] if control in set(shown) else []) + keep + (["other"] if "other" in set(shown) else [])
+    fig = go.Figure()
+    for i, cond in enumerate(order):
+        m = shown == cond
+        color = CONTROL_COLOR if cond == control else ("#d0d0d0" if cond == "other" else palette_color(i))
+        fig.add_trace(go.Scattergl(x=coords[m, 0], y=coords[m, 1], mode="markers", name=f"{cond} ({m.sum()})",
+                                   marker=dict(size=4, color=color, opacity=0.7),
+                                   hovertemplate=f"{cond}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title=axis_names[0], yaxis_title=axis_names[1], height=520,
+                      legend=dict(itemsizing="constant"), margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def cells_per_condition_figure(per_condition: pd.DataFrame, *, control: str | None = None,
+                               max_bars: int = 60) -> go.Figure:
+    """Bar chart of cells per condition (``data.describe(...)["per_condition"]``)."""
+    df = per_condition.sort_values("cells", ascending=False).head(max_bars)
+    colors = [CONTROL_COLOR if c == control else palette_color(0) for c in df["condition"]]
+    fig = go.Figure(go.Bar(x=df["condition"].astype(str), y=df["cells"], marker_color=colors,
+                           hovertemplate="%{x}: %{y} cells<extra></extra>"))
+    fig.update_layout(title="Cells per condition" + (f" (largest {max_bars})" if len(per_condition) > max_bars else ""),
+                      yaxis_title="cells", height=320, margin=dict(l=10, r=10, t=40, b=10))
+    return fig

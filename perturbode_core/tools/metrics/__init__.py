@@ -1,0 +1,32 @@
+"""Accuracy of networks and predictions (DESIGN section 2, issue 4).
+
+Submodules
+----------
+network        AUPR, AUROC, early precision, P/R/F1, sign accuracy against a known edge list
+interventional share of predicted edges whose regulator's perturbation moves the target
+prediction    W2, energy distance, MMD, Pearson of mean changes, MSE between populations
+stability     consensus network over seeds and the spread of metrics
+
+Baselines to put beside every number live in :mod:`perturbode_core.tools.baselines`.
+"""
+
+from perturbode_core.tools.metrics.interventional import interventional_check
+from perturbode_core.tools.metrics.network_metrics import matrix_to_edges, metrics_frame, network_metrics, read_edge_list, validate_edge_list
+from perturbode_core.tools.metrics.prediction_metrics import energy_distance, mmd, score_prediction, score_predictions, w2_distance
+from perturbode_core.tools.metrics.stability import consensus_edges, metric_spread
+
+__all__ = [
+    "consensus_edges",
+    "energy_distance",
+    "interventional_check",
+    "matrix_to_edges",
+    "metric_spread",
+    "metrics_frame",
+    "mmd",
+    "network_metrics",
+    "read_edge_list",
+    "score_prediction",
+    "score_predictions",
+    "validate_edge_list",
+    "w2_distance",
+]

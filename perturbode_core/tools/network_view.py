@@ -1,0 +1,109 @@
+"""Views of an edge table: edges classified against a known network, a gene's neighbourhood."""
+
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def as_edge_table(edges) -> pd.DataFrame:
+    """A copy of an edge table with string genes, float weights and an integer sign."""
+    df = pd.DataFrame(edges).copy()
+    missing = {"source", "target"} - set(df.columns)
+    if missing:
+        from perturbode_core.errors import PerturbODEError
+
+        raise PerturbODEError(f"Edge table lacks column(s) {', '.join(sorted(missing))}", where="network figure",
+                              fix="Pass a table with columns source, target, weight")
+    df["source"] = df["source"].astype(str)
+    df["target"] = df["target"].astype(str)
+    if "weight" not in df:
+        df["weight"] = 1.0
+    df["weight"] = pd.to_numeric(df["weight"], errors="coerce").fillna(0.0).astype(float)
+    if "sign" not in df:
+        df["sign"] = np.sign(df["weight"]).astype(int)
+    return df.reset_index(drop=True)
+
+
+def classify_edges(edges, truth) -> pd.DataFrame:
+    """Compare predicted edges with a known network (direction counts, sign does not).
+
+    Parameters
+    ----------
+    edges
+        Predicted edges (``source, target, weight``).
+    truth
+        Known edges (``source, target[, sign]``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The predicted edges with ``status`` ``true positive`` / ``false positive``, followed by the
+        true edges that were not predicted (``missed``, weight 0, sign 0). Every true edge passed
+        in can be ``missed``: the caller chooses the gene universe by filtering ``truth`` first.
+    """
+    pred = as_edge_table(edges)
+    t = pd.DataFrame(truth)[["source", "target"]].astype(str).drop_duplicates()
+    t = t[t["source"] != t["target"]]
+    true_pairs = set(zip(t["source"], t["target"]))
+    pred_pairs = set(zip(pred["source"], pred["target"]))
+    pred["status"] = ["true positive" if pair in true_pairs else "false positive"
+                      for pair in zip(pred["source"], pred["target"])]
+    missed = t[[pair not in pred_pairs for pair in zip(t["source"], t["target"])]].copy()
+    missed["weight"] = 0.0
+    missed["sign"] = 0
+    missed["status"] = "missed"
+    return pd.concat([pred, missed], ignore_index=True)
+
+
+def neighbourhood_edges(edges, gene: str, *, hops: int = 1, direction: str = "both") -> pd.DataFrame:
+    """The edges within ``hops`` steps of ``gene``: its regulators (upstream), targets (downstream) or both.
+
+    Parameters
+    ----------
+    edges
+        Edge table.
+    gene
+        Centre gene (matched exactly, then case-insensitively).
+    hops
+        Number of steps (1 = direct regulators / targets).
+    direction
+        ``upstream`` (regulators), ``downstream`` (targets) or ``both``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The edges whose both ends lie in the neighbourhood, in the input order. Empty when the gene
+        has no edges.
+    """
+    from perturbode_core.errors import check_choice
+
+    check_choice("direction", direction, ("both", "upstream", "downstream"))
+    df = as_edge_table(edges)
+    genes = set(df["source"]) | set(df["target"])
+    if gene not in genes:
+        folded = {g.casefold(): g for g in genes}
+        gene = folded.get(str(gene).casefold(), gene)
+    g = nx.DiGraph()
+    g.add_edges_from(zip(df["source"], df["target"]))
+    if gene not in g:
+        return df.iloc[0:0]
+    keep = {gene}
+    for graph in ([g.reverse(copy=False)] if direction == "upstream" else [g] if direction == "downstream"
+                  else [g.reverse(copy=False), g]):
+        keep |= set(nx.single_source_shortest_path_length(graph, gene, cutoff=max(int(hops), 0)))
+    mask = df["source"].isin(keep) & df["target"].isin(keep)
+    if direction != "both":
+        # a one-sided view keeps only edges that point along the chosen direction
+        dist = nx.single_source_shortest_path_length(
+            g.reverse(copy=False) if direction == "upstream" else g, gene, cutoff=max(int(hops), 0))
+        if direction == "upstream":
+            mask &= np.array([dist.get(t, math.inf) < dist.get(s, math.inf) for s, t in zip(df["source"], df["target"])], bool)
+        else:
+            mask &= np.array([dist.get(s, math.inf) < dist.get(t, math.inf) for s, t in zip(df["source"], df["target"])], bool)
+    return df[mask]

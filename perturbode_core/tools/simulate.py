@@ -1,0 +1,146 @@
+"""Simulation with a trained model: trajectories and per-gene perturbation effects.
+
+Everything is in data units (what the training data held, typically log-normalised expression).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from perturbode_core.errors import PerturbODEError
+from perturbode_core.data.interventions import Intervention, check_genes, parse_spec
+
+
+def _as_interventions(perturbation, gene_names, *, default_kind: str = "knockout") -> list[Intervention]:
+    if perturbation is None or (isinstance(perturbation, str) and perturbation.strip().lower() in ("", "control")):
+        return []
+    ivs = parse_spec(perturbation, default_kind=default_kind) if isinstance(perturbation, str) else list(perturbation)
+    check_genes(ivs, gene_names)
+    return ivs
+
+
+def _start_cells(model, cells) -> np.ndarray:
+    x0 = np.asarray(cells, dtype=np.float32)
+    if x0.ndim == 1:
+        x0 = x0[None, :]
+    if x0.ndim != 2 or x0.shape[1] != model.n_genes:
+        raise PerturbODEError(f"Start cells have shape {x0.shape}; the model has {model.n_genes} genes",
+                              where="start cells", fix="Pass cells x genes in the model's gene order")
+    if len(x0) == 0:
+        raise PerturbODEError("No start cells", where="start cells", fix="Choose at least one cell")
+    return x0
+
+
+def trajectories(model, cells, perturbations, *, horizon: float | None = None, n_times: int = 21) -> dict:
+    """Trajectories of ``cells`` under each perturbation.
+
+    Parameters
+    ----------
+    model
+        A trained PerturbODE.
+    cells
+        Start states, cells x genes (data units).
+    perturbations
+        List of perturbations (spec strings like ``"GATA1:knockout+SPI1"``, lists of
+        Intervention, or ``"control"``).
+    horizon
+        End time (default: the model's horizon).
+    n_times
+        Number of evenly spaced output times.
+
+    Returns
+    -------
+    dict with ``times`` (T,), ``states`` (T, C, n, p) in data units, ``labels`` (C,).
+    """
+    x0 = _start_cells(model, cells)
+    ivs = [_as_interventions(p, model.gene_names) for p in perturbations]
+    T = float(horizon if horizon is not None else model.config.horizon)
+    if not T > 0:
+        raise PerturbODEError(f"Horizon must be positive, got {horizon}", where="horizon", fix="Give e.g. 10")
+    times = np.linspace(0.0, T, max(2, int(n_times)))
+    states = model.simulate(x0, ivs, times)
+    labels = ["+".join(iv.to_spec() for iv in v) or "control" for v in ivs]
+    return {"times": times, "states": states, "labels": labels}
+
+
+_solve = trajectories  # effect_table's parameter of the same name shadows the function
+
+
+def trajectories_anndata(model, cells, perturbation, *, horizon: float | None = None, n_times: int = 21):
+    """One perturbation's trajectories as an AnnData (rows: cell x time; obs: cell, time, perturbation)."""
+    import anndata as ad
+
+    out = trajectories(model, cells, [perturbation], horizon=horizon, n_times=n_times)
+    T, _, n, p = out["states"].shape
+    X = out["states"][:, 0].reshape(T * n, p)
+    obs = pd.DataFrame({
+        "cell": np.tile(np.arange(n), T), "time": np.repeat(out["times"], n),
+        "perturbation": out["labels"][0],
+    }, index=[f"t{ti}_c{ci}" for ti in range(T) for ci in range(n)])
+    return ad.AnnData(X=X.astype(np.float32), obs=obs, var=pd.DataFrame(index=list(model.gene_names)))
+
+
+def predict(model, cells, perturbation, *, horizon: float | None = None) -> np.ndarray:
+    """End states (cells x genes, data units) of ``cells`` under one perturbation."""
+    return trajectories(model, cells, [perturbation], horizon=horizon, n_times=2)["states"][-1, 0]
+
+
+def predict_anndata(model, cells, perturbations, *, horizon: float | None = None):
+    """Predicted end states of ``cells`` under each perturbation, stacked into one AnnData.
+
+    ``obs['perturbation']`` holds the perturbation ("control" for the unperturbed simulation).
+    """
+    import anndata as ad
+
+    out = trajectories(model, cells, list(perturbations), horizon=horizon, n_times=2)
+    end = out["states"][-1]  # (C, n, p)
+    C, n, p = end.shape
+    obs = pd.DataFrame({"perturbation": np.repeat(out["labels"], n)},
+                       index=[f"{lab}_{i}" for lab in out["labels"] for i in range(n)])
+    return ad.AnnData(X=end.reshape(C * n, p).astype(np.float32), obs=obs,
+                      var=pd.DataFrame(index=list(model.gene_names)))
+
+
+def effect_table(model, cells, perturbation, *, horizon: float | None = None,
+                 trajectories: dict | None = None) -> pd.DataFrame:
+    """Per-gene effect of a perturbation versus the control simulation of the same cells.
+
+    ``trajectories`` may pass the output of :func:`trajectories` for ``["control", perturbation]``
+    on the same cells, so a caller that already solved them does not solve twice.
+
+    Columns: gene, control (mean simulated level without intervention), perturbed (mean under
+    the perturbation), mean_change, log2_fold_change (difference of log-scale means / ln 2, the
+    log2 fold change when the data are log1p-normalised), z_change (change in units of the
+    gene's scale), targeted (whether the gene is a target). Sorted by |z_change|.
+    """
+    out = trajectories if trajectories is not None else \
+        _solve(model, cells, ["control", perturbation], horizon=horizon, n_times=2)
+    if out["states"].shape[1] != 2:
+        raise PerturbODEError("The given trajectories must hold exactly the control and the perturbation",
+                              where="effect_table", fix="Pass trajectories(model, cells, ['control', perturbation])")
+    ctrl, pert = out["states"][-1, 0], out["states"][-1, 1]
+    c_mean, p_mean = ctrl.mean(0), pert.mean(0)
+    change = p_mean - c_mean
+    targets = {iv.gene for iv in _as_interventions(perturbation, model.gene_names)}
+    scale = model.scale.numpy()
+    table = pd.DataFrame({
+        "gene": list(model.gene_names), "control": c_mean, "perturbed": p_mean, "mean_change": change,
+        "log2_fold_change": change / np.log(2.0), "z_change": change / scale,
+        "targeted": [g in targets for g in model.gene_names],
+    })
+    table = table.reindex(table["z_change"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    return table
+
+
+def compare_effects(tables: dict[str, pd.DataFrame], *, value: str = "z_change") -> pd.DataFrame:
+    """Effects of several scenarios side by side: one row per gene, one column per scenario.
+
+    Rows are sorted by the largest absolute effect in any scenario.
+    """
+    cols = {name: t.set_index("gene")[value] for name, t in tables.items()}
+    wide = pd.DataFrame(cols)
+    wide = wide.loc[wide.abs().max(axis=1).sort_values(ascending=False).index]
+    wide.index.name = "gene"
+    return wide.reset_index()
