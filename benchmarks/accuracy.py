@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from perturbode_core.tools.benchmark import run_benchmark, to_markdown
+from perturbode_core.tools.evaluate import run_benchmark, to_markdown
 from perturbode_core.data.dataset import from_anndata
 from perturbode_core.datasets import registry
-from perturbode_core.train.loop import TrainConfig
+from perturbode_core.train import TrainConfig
 
 COLUMNS = ["dataset", "method", "aupr", "auroc", "aupr_ratio", "early_precision", "sign_accuracy",
            "heldout_w2", "heldout_pearson_delta", "heldout_pearson_delta_top", "seconds"]

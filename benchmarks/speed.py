@@ -77,13 +77,13 @@ def child_train(p, n_cells, steps, compile_, checkpoint_steps, batch=BATCH):
     """One configuration (runs in a subprocess): times `steps` steps after a first one."""
     import numpy as np
 
-    from perturbode_core.model.field import ModelConfig, default_n_modules
-    from perturbode_core.train.loop import TrainConfig, fit
+    from perturbode_core.model import ModelConfig, resolve_n_modules
+    from perturbode_core.train import TrainConfig, fit
 
     t0 = time.perf_counter()
     data = synthetic_data(p, n_cells)
     t_data = time.perf_counter() - t0
-    K = default_n_modules(p)
+    K = resolve_n_modules(p)
     N = (batch + 1) * CELLS_PER
     gw, gc = gemm_rate(N, p, K)
     stamps = []
@@ -111,8 +111,8 @@ def child_train(p, n_cells, steps, compile_, checkpoint_steps, batch=BATCH):
 def child_latency(p, reps, precision):
     import numpy as np
 
-    from perturbode_core.model.field import ModelConfig, PerturbODE
-    from perturbode_core.train.loop import tune_allocator
+    from perturbode_core.model import ModelConfig, PerturbODE
+    from perturbode_core.train.allocator import tune_allocator
 
     tune_allocator()
     m = PerturbODE([f"G{i}" for i in range(p)], ModelConfig(), seed=0)

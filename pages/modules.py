@@ -9,19 +9,13 @@ from pathlib import Path
 
 import streamlit as st
 
+from perturbode_core import plots
+from perturbode_core.tools import enrichment, modules
 from perturbode_ui.state import get_state
 from perturbode_ui.widgets import require_model, user_errors
 
 state = get_state()
 st.title("Modules & enrichment")
-
-try:  # modules / enrichment are separate core parts; the page explains itself if one is missing
-    from perturbode_core.tools import enrichment
-    from perturbode_core.tools import modules
-    from perturbode_core.plots import module_plots as plots_enrichment
-except Exception as exc:  # noqa: BLE001
-    st.info(f"Module analysis is not available in this installation ({type(exc).__name__}: {exc}).")
-    st.stop()
 
 require_model(state)
 model = state.model
@@ -44,8 +38,7 @@ with st.sidebar:
 with user_errors("modules"):
     members = modules.module_members(w.A, w.B, w.alpha, genes, method=method, top_n=top_n, share=share)
     summary = modules.module_summary(w.A, w.B, w.alpha, genes, n_genes=5)
-    state.enrichment["summary"] = summary
-    state.enrichment["members"] = members
+    state.modules.summary, state.modules.members = summary, members
 
     st.subheader("Modules")
     st.caption("Strongest first. A gene with suffix + is activated by (target) or activates (regulator) the module; "
@@ -65,10 +58,10 @@ with user_errors("modules"):
     with right:
         n_edges = st.slider("Module-network edges", 1, 200, min(30, max(1, len(summary) ** 2)), key="mod_edges")
         graph = modules.module_network(w.A, w.B, w.alpha, genes, members=members, top_edges=n_edges)
-        fig_net = plots_enrichment.module_network_figure(graph)
+        fig_net = plots.module_network_figure(graph)
         st.plotly_chart(fig_net, key="mod_net_fig")
         st.caption("Module k → module l when k's targets are l's regulators; hover an arrow for the shared genes.")
-    state.enrichment["network_figure"] = fig_net
+    state.modules.network_figure = fig_net
 
     d1, d2 = st.columns(2)
     d1.download_button("Download membership (CSV)", members.to_csv(index=False).encode("utf-8"), "module_members.csv",
@@ -109,29 +102,29 @@ if run:
         with st.spinner("Testing every module against every gene set…"):
             result = enrichment.enrich_modules(model, library, role=role, method=method, top_n=top_n, share=share,
                                                min_size=int(min_size))
-        state.enrichment["result"] = result
-        state.enrichment["library"] = getattr(library, "name", library)
+        state.modules.enrichment = result
+        state.modules.library = getattr(library, "name", library)
         m = result.attrs.get("match")
-        state.enrichment["match"] = "" if m is None else (
+        state.modules.match = "" if m is None else (
             f"{m.n_matched} of {m.n_genes} model genes are in the library"
             + (f" (not found: {', '.join(m.unmatched_examples)})." if m.unmatched_examples else "."))
 
-result = state.enrichment.get("result")
+result = state.modules.enrichment
 if result is None:
     st.caption("Choose a library and press Run enrichment.")
 else:
     with user_errors("enrichment display"):
         shown = result[result["qvalue"] <= max_q].copy()
         shown.attrs = {}  # the match report in attrs is not JSON: keep it out of the Arrow table
-        st.caption(f"Library **{state.enrichment.get('library')}** · {result.attrs.get('n_sets_tested', '?')} sets tested · "
-                   f"{len(shown)} module–set pairs with q ≤ {max_q:g}. {state.enrichment.get('match', '')}")
+        st.caption(f"Library **{state.modules.library}** · {result.attrs.get('n_sets_tested', '?')} sets tested · "
+                   f"{len(shown)} module–set pairs with q ≤ {max_q:g}. {state.modules.match}")
         if len(result) == 0:
             st.info("No gene set passed the size filters: few of the model's genes are in this library "
                     "(check the species and identifiers) or lower the minimum set size.")
         else:
-            fig_dot = plots_enrichment.enrichment_dotplot(result, n_terms=3, max_q=max_q)
+            fig_dot = plots.enrichment_dotplot(result, n_terms=3, max_q=max_q)
             st.plotly_chart(fig_dot, key="enr_dot")
-            state.enrichment["dotplot"] = fig_dot
+            state.modules.dotplot = fig_dot
             st.dataframe(shown.drop(columns=["library"], errors="ignore"), hide_index=True,
                          column_config={"pvalue": st.column_config.NumberColumn(format="%.2e"),
                                         "qvalue": st.column_config.NumberColumn(format="%.2e"),

@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from perturbode_core import plots
+from perturbode_core.io import edges as edge_io
 from perturbode_core.tools import grn
 from perturbode_core.tools.modules import dominant_module
 from perturbode_core.tools.network_view import neighbourhood_edges
@@ -25,7 +26,7 @@ genes = list(model.gene_names)
 
 def network_matrix(alpha_mode: str) -> np.ndarray:
     """G of the current model, computed once per model and mode (kept in the session state)."""
-    cache = state.network.setdefault("G", {})
+    cache = state.network.matrices
     key = (state.model_key, alpha_mode)
     if key not in cache:
         cells = data.control_cells() if alpha_mode == "jacobian" else None
@@ -53,11 +54,11 @@ with user_errors("network"):
         if mode == "top-k":
             top_k = st.slider("Top-k edges", 1, max(1, min(500, n_possible)),
                               min(max(2 * len(genes), 10), max(1, n_possible)), key="net_topk")
-            edges = grn.edge_table(G, genes, top_k=top_k)
+            edges = edge_io.edge_table(G, genes, top_k=top_k)
         else:
             thr = st.slider("|weight| threshold", 0.0, max(max_abs, 1e-6), round(max_abs / 3, 4),
                             step=max(max_abs / 100, 1e-6), format="%.4f", key="net_thr")
-            edges = grn.edge_table(G, genes, threshold=thr)
+            edges = edge_io.edge_table(G, genes, threshold=thr)
     with c2:
         focus = st.selectbox("Focus on a gene", ["(whole network)"] + sorted(genes, key=str.casefold), key="net_focus",
                              help="Type to search. Shows the gene's regulators and/or targets.")
@@ -101,7 +102,8 @@ with user_errors("network"):
     d1.download_button("Download edges (CSV)", shown.to_csv(index=False).encode("utf-8"), f"{stem}.csv",
                        "text/csv", key="net_dl_csv", on_click="ignore", icon=":material/download:")
     d2.download_button("Download GraphML (Cytoscape, Gephi)",
-                       grn.graphml_bytes(shown, node_attributes={"module": modules}), f"{stem}.graphml",
+                       edge_io.graphml_bytes(shown, node_attributes={"module": modules}), f"{stem}.graphml",
                        "application/graphml+xml", key="net_dl_graphml", on_click="ignore", icon=":material/download:")
     # the Report page reuses what is on screen here
-    state.network["view"] = {"edges": shown, "figure": fig, "alpha_mode": alpha_mode, "focus": focus}
+    state.network.edges, state.network.figure = shown, fig
+    state.network.alpha_mode, state.network.focus = alpha_mode, focus

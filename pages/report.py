@@ -21,21 +21,14 @@ state = get_state()
 st.title("Report")
 require_data(state)
 model, data = state.model, state.data
-ev, enr, net = state.evaluation, state.enrichment, state.network
+ev, mods, net = state.evaluation, state.modules, state.network
 
 
-def _value(d: dict, name: str):
-    """A result the Evaluate page stored as ``{"key": ..., "value": ...}`` (None when absent)."""
-    item = d.get(name)
-    return item.get("value") if isinstance(item, dict) else None
-
-
-def _edges():
-    """The edges on the Network page when it was opened, else the 2p strongest."""
-    view = net.get("view")
-    if view is not None and len(view["edges"]):
-        return view["edges"]
-    return grn.model_edges(model, top_k=min(2 * model.n_genes, model.n_genes * (model.n_genes - 1)))
+def _edges(top_k: int | None = None):
+    """The edges on the Network page when it was opened, else the strongest ``top_k`` (2p by default)."""
+    if net.edges is not None and len(net.edges):
+        return net.edges
+    return grn.model_edges(model, top_k=top_k or min(2 * model.n_genes, model.n_genes * (model.n_genes - 1)))
 
 
 def _module_groups():
@@ -52,17 +45,18 @@ if model is not None:
                                                                            title="Network vs known network")
     figures["Network matrix G (heatmap)"] = lambda: plots.g_heatmap(grn.grn_matrix(model), model.gene_names)
 if state.history is not None and len(state.history):
-    figures["Loss curves"] = lambda: plots.loss_figure(state.history, best_epoch=state.train_settings.get("best_epoch"))
-if enr.get("network_figure") is not None:
-    figures["Module network"] = lambda: enr["network_figure"]
-if enr.get("dotplot") is not None:
-    figures["Enrichment dot plot"] = lambda: enr["dotplot"]
-if _value(ev, "network") is not None:
+    figures["Loss curves"] = lambda: plots.loss_figure(
+        state.history, best_epoch=state.model_settings.best_epoch if state.model_settings else None)
+if mods.network_figure is not None:
+    figures["Module network"] = lambda: mods.network_figure
+if mods.dotplot is not None:
+    figures["Enrichment dot plot"] = lambda: mods.dotplot
+if ev.network is not None:
     figures["Network metrics vs baselines"] = lambda: plots.metric_bar_figure(
-        _value(ev, "network"), metrics=["aupr", "auroc", "early_precision", "f1", "sign_accuracy"])
-if _value(ev, "prediction") is not None:
+        ev.network.table, metrics=["aupr", "auroc", "early_precision", "f1", "sign_accuracy"], title=ev.network.title)
+if ev.prediction is not None:
     figures["Prediction metrics vs baselines"] = lambda: plots.metric_bar_figure(
-        _value(ev, "prediction")[0], metrics=["w2", "energy", "pearson_delta", "mse_mean"])
+        ev.prediction.summary, metrics=["w2", "energy", "pearson_delta", "mse_mean"], title=ev.prediction.title)
 # saved scenarios, plus the latest run of the Simulate page when it was not saved
 scenarios = dict(state.simulations)
 last = getattr(state, "last_simulation", None)
@@ -87,33 +81,19 @@ with st.form("report_form"):
 
 if build:
     with user_errors("report"), st.spinner("Building the report…"):
-        metrics = {}
-        if with_metrics:
-            if _value(ev, "network") is not None:
-                metrics["Network against the known network"] = _value(ev, "network")
-            if _value(ev, "prediction") is not None:
-                metrics["Held-out prediction"] = _value(ev, "prediction")[0]
-            stab = ev.get("stability") or {}
-            if "spread" in stab:
-                metrics["Stability over seeds (network metrics)"] = stab["spread"].reset_index(names="metric")
-        edges = None
-        if model is not None:
-            view = net.get("view")
-            edges = view["edges"] if view is not None and len(view["edges"]) else grn.model_edges(model, top_k=int(top_k))
-        ts = state.train_settings or {}
-        text = report.build_report(
-            title=title, notes=notes or None, data=data, model=model,
-            model_config=ts.get("model") or None, train_config=ts.get("train") or None,
-            history=state.history, best_epoch=ts.get("best_epoch"), edges=edges, top_k=int(top_k),
-            truth=state.truth if with_truth else None,
-            modules=enr.get("summary"), enrichment=(None if enr.get("result") is None
-                                                    else enr["result"][enr["result"]["qvalue"] <= 0.25]),
-            module_figures=[f for f in (enr.get("network_figure"), enr.get("dotplot")) if f is not None],
+        enrichment = mods.enrichment
+        inputs = report.ReportInputs(
+            title=title, notes=notes or None, data=data, model=model, settings=state.model_settings,
+            history=state.history, edges=_edges(int(top_k)) if model is not None else None, top_k=int(top_k),
+            truth=state.truth if with_truth else None, modules=mods.summary,
+            enrichment=None if enrichment is None else enrichment[enrichment["qvalue"] <= 0.25],
+            module_figures=[f for f in (mods.network_figure, mods.dotplot) if f is not None],
             simulations={(n if n.startswith("latest") else f"{n} ({scenarios[n].spec})"): scenarios[n].effects
                          for n in sims if n in scenarios},
-            metrics=metrics or None,
-            seed=(ts.get("train") or {}).get("seed"),
-        )
+            network_score=ev.network if with_metrics else None,
+            prediction_score=ev.prediction if with_metrics else None,
+            stability=ev.stability if with_metrics else None)
+        text = report.build_report(inputs)
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M")
         state.report = {"html": text.encode("utf-8"), "file": f"perturbode_report_{stamp}.html"}
 

@@ -3,8 +3,9 @@
 import streamlit as st
 
 from perturbode_core import plots
-from perturbode_core.model.field import SOLVERS, ModelConfig
-from perturbode_core.train.loop import TrainConfig
+from perturbode_core.model import SOLVERS, ModelConfig
+from perturbode_core.model.model_config import N_MODULES_RULE
+from perturbode_core.train import TrainConfig
 from perturbode_ui import training
 from perturbode_ui.state import get_state
 from perturbode_ui.widgets import require_data, user_errors
@@ -23,7 +24,7 @@ with st.form("train_options"):
     lr = c1.number_input("Learning rate", 1e-5, 1.0, d_train.learning_rate, format="%.4f", key="train_lr",
                          help="Adam step size; long horizons want a smaller one")
     modules = c1.number_input("Modules (0 = automatic)", 0, 4096, 0, key="train_modules",
-                              help="Hidden units K; automatic: K = genes up to 64 genes, genes/2 above")
+                              help=f"Hidden units K; {N_MODULES_RULE}")
     l1 = c2.number_input("L1 weight", 0.0, 10.0, d_train.l1, format="%.4f", key="train_l1",
                          help="Sparsity of the network; a few-fold too strong drives all weights to zero")
     loss = c2.selectbox("Loss", ["w2", "sinkhorn"], key="train_loss",
@@ -44,13 +45,15 @@ with st.form("train_options"):
     do_estimate = b1.form_submit_button("Estimate time & memory", key="train_estimate")
     do_start = b2.form_submit_button("Start training", type="primary", disabled=state.training, key="train_start")
 
-model_config = ModelConfig(n_modules=int(modules) or None, horizon=float(horizon), solver=solver, step_size=float(step))
-train_config = TrainConfig(epochs=int(epochs), learning_rate=float(lr), l1=float(l1), loss=loss,
-                           cells_per_condition=int(cells), batch_conditions=int(batch), val_fraction=float(val),
-                           seed=int(seed))
+with user_errors("training options"):
+    model_config = ModelConfig(n_modules=int(modules) or None, horizon=float(horizon), solver=solver,
+                               step_size=float(step))
+    train_config = TrainConfig(epochs=int(epochs), learning_rate=float(lr), l1=float(l1), loss=loss,
+                               cells_per_condition=int(cells), batch_conditions=int(batch), val_fraction=float(val),
+                               seed=int(seed))
 if do_estimate:
     with user_errors("estimate"), st.spinner("Timing two training steps…"):
-        state.train_estimate = training.estimate(state, model_config.validate(), train_config.validate())
+        state.train_estimate = training.estimate(state, model_config, train_config)
 if state.train_estimate:
     e = state.train_estimate
     mem = f"**{e['memory']['total'] / 2**20:,.0f} MB** of memory for {e['n_modules']} modules"
@@ -61,7 +64,7 @@ if state.train_estimate:
         st.info(f"Estimate: {mem}.")
 if do_start:
     with user_errors("start"):
-        training.start_training(state, model_config=model_config.validate(), train_config=train_config.validate())
+        training.start_training(state, model_config=model_config, train_config=train_config)
         st.rerun()  # a full rerun, so the sidebar shows the running job too
 
 
@@ -111,7 +114,8 @@ if state.model is None:
     st.info("No model yet: start a training run above, or upload a checkpoint below.")
 else:
     st.caption(f"{state.model_source} · {state.model.n_genes} genes · {state.model.n_modules} modules"
-               + (f" · best epoch {state.train_settings.get('best_epoch')}" if state.train_settings.get("best_epoch") else ""))
+               + (f" · best epoch {state.model_settings.best_epoch}"
+                  if state.model_settings and state.model_settings.best_epoch else ""))
     if state.history is not None and len(state.history):
         st.plotly_chart(plots.loss_figure(state.history, title="Training history (per epoch)"), key="history_loss")
     col1, col2 = st.columns(2)

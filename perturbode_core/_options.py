@@ -8,7 +8,7 @@ from perturbode_core.errors import PerturbODEError
 
 
 class OptionsMixin:
-    """``to_dict`` / ``from_dict`` for an options dataclass with a ``validate()`` method.
+    """``to_dict`` / ``from_dict`` for an options dataclass that validates itself in ``__post_init__``.
 
     Subclasses set ``_options_name`` (e.g. ``"model"``) for the error message.
     """
@@ -28,4 +28,4 @@ class OptionsMixin:
             raise PerturbODEError(f"Unknown {cls._options_name} option(s): {', '.join(unknown)}",
                                   where=f"{cls._options_name} config",
                                   fix=f"Valid options: {', '.join(sorted(known))}")
-        return cls(**d).validate()
+        return cls(**d)

@@ -88,14 +88,14 @@ def guess_columns(adata) -> tuple[str | None, str | None]:
 def build_data(adata, *, perturbation_key: str, control: str, source: str, normalize: bool = False,
                default_intervention: str = "knockout"):
     """Validate an AnnData as a dataset; returns ``(PerturbationData, truth or None, warnings)``."""
-    from .loaders import truth_from_uns
+    from perturbode_core.io.edges import truth_from_uns
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         data = pdata.from_anndata(adata, perturbation_key=perturbation_key, control=control, source=source,
                                   normalize=normalize, default_intervention=default_intervention)
     messages = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
-    return data, truth_from_uns(getattr(adata, "uns", {})), messages
+    return data, truth_from_uns(adata), messages
 
 
 @st.cache_data(show_spinner="Computing the embedding…", max_entries=16)

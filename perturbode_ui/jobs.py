@@ -145,13 +145,13 @@ class TrainingJob:
                                history=list(self._history), error=self.error, events=list(self._events),
                                started=self.started, finished=self.finished, checkpoint_path=ckpt)
 
-    def recover_model(self):
-        """The best model in the last checkpoint (after a crash or to inspect a running job), or None."""
+    def recover_checkpoint(self):
+        """The last checkpoint (best model, history, settings) after a crash or of a running job, or None."""
         from perturbode_core.io import checkpoint
 
         if not Path(self.checkpoint_path).exists():
             return None
-        return checkpoint.load_model(self.checkpoint_path)
+        return checkpoint.load_checkpoint(self.checkpoint_path)
 
     # ------------------------------------------------------------------ worker
     def _on_progress(self, p) -> None:
@@ -170,7 +170,7 @@ class TrainingJob:
                 self._events.append(p.message)
 
     def _run(self) -> None:
-        from perturbode_core.train.loop import fit
+        from perturbode_core.train import fit
 
         try:
             result = fit(self.data, model_config=self.model_config, train_config=self.train_config,
@@ -229,7 +229,7 @@ def estimate_time(data, *, model_config=None, train_config=None, train_condition
 
     Returns ``{"seconds", "step_seconds", "steps", "setup_seconds"}``. Costs about two steps.
     """
-    from perturbode_core.train.loop import TrainConfig, fit
+    from perturbode_core.train import TrainConfig, fit
 
     cfg = copy.deepcopy(train_config) if train_config is not None else TrainConfig()
     epochs = cfg.epochs

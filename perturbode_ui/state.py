@@ -74,6 +74,53 @@ class Scenario:
     seconds: float = 0.0
 
 
+@dataclass
+class ModuleResults:
+    """What the Modules page computed for the current model (the Report includes it)."""
+
+    summary: pd.DataFrame | None = None
+    members: pd.DataFrame | None = None
+    network_figure: object = None
+    enrichment: pd.DataFrame | None = None   # tools.enrichment.enrich_modules output
+    library: str = ""
+    match: str = ""                          # how many model genes the library knows, in words
+    dotplot: object = None
+
+
+@dataclass
+class NetworkView:
+    """What the Network page shows (the Report reuses the same cut), and its G cache."""
+
+    edges: pd.DataFrame | None = None
+    figure: object = None
+    alpha_mode: str = "plain"
+    focus: str | None = None
+    matrices: dict = field(default_factory=dict)  # (model_key, alpha_mode) -> G
+
+
+@dataclass
+class SeedRuns:
+    """Background reruns of the current settings with other seeds (Evaluate page)."""
+
+    key: str
+    jobs: list
+    top_k: int
+
+
+@dataclass
+class EvaluationResults:
+    """What the Evaluate page scored for the current model: typed core results, so the Report
+    page reads the same objects (with their held-out / in-sample labels) and never a page's dict."""
+
+    network: object | None = None        # tools.evaluate.NetworkScore
+    network_key: tuple | None = None
+    prediction: object | None = None     # tools.evaluate.PredictionScore
+    prediction_key: tuple | None = None
+    seed_runs: SeedRuns | None = None
+    stability: dict | None = None        # tools.evaluate.stability_summary (+ "failed")
+    truth_upload: tuple | None = None    # (file name, size) of the uploaded known network
+
+
 _counter = itertools.count(1)
 
 
@@ -116,8 +163,9 @@ class AppState:
         resume and the report), or None.
     history
         Per-epoch training history (DataFrame) of the current model, or None.
-    train_settings
-        The options the current model was trained with (``{"model": ..., "train": ...}``).
+    model_settings
+        What the current model was trained with
+        (:class:`~perturbode_core.io.checkpoint.TrainedSettings`), or None when unknown.
     job
         The latest :class:`~perturbode_ui.jobs.TrainingJob` (running or finished), or None.
     job_adopted
@@ -126,8 +174,9 @@ class AppState:
         Saved scenarios by name (:class:`Scenario`): what the Report includes.
     last_simulation
         The latest run of the Simulate page (saved into ``simulations`` on request).
-    enrichment, evaluation, network
-        Results of the Modules, Evaluate and Network pages (free-form dicts owned by those pages).
+    modules, evaluation, network
+        Results of the Modules (:class:`ModuleResults`), Evaluate (:class:`EvaluationResults`) and
+        Network (:class:`NetworkView`) pages; the Report reads them.
     report
         Built report (bytes) and its options (owned by the Report page).
     settings
@@ -154,14 +203,14 @@ class AppState:
     model_source: str = ""
     checkpoint_path: str | None = None
     history: pd.DataFrame | None = None
-    train_settings: dict = field(default_factory=dict)
+    model_settings: object | None = None
     job: object | None = None
     job_adopted: bool = False
     simulations: dict = field(default_factory=dict)
     last_simulation: Scenario | None = None
-    enrichment: dict = field(default_factory=dict)
-    evaluation: dict = field(default_factory=dict)
-    network: dict = field(default_factory=dict)
+    modules: ModuleResults = field(default_factory=ModuleResults)
+    evaluation: EvaluationResults = field(default_factory=EvaluationResults)
+    network: NetworkView = field(default_factory=NetworkView)
     report: dict = field(default_factory=dict)
     settings: Settings = field(default_factory=Settings)
     data_version: int = 0
@@ -225,26 +274,31 @@ class AppState:
             self.model_source = ""
             self.checkpoint_path = None
             self.history = None
-            self.train_settings = {}
+            self.model_settings = None
             self.model_version += 1
 
     def set_model(self, model, *, source: str, checkpoint_path: str | Path | None = None,
-                  history: pd.DataFrame | None = None, train_settings: dict | None = None) -> None:
+                  history: pd.DataFrame | None = None, settings=None) -> None:
         """Make ``model`` current (the caller has checked that its genes fit the data)."""
         self.model = model
         self.model_source = source
         self.checkpoint_path = None if checkpoint_path is None else str(checkpoint_path)
-        self.history = history
-        self.train_settings = dict(train_settings or {})
+        self.history = history if history is None or len(history) else None
+        self.model_settings = settings
         self.model_version += 1
         self._clear_derived()
+
+    def set_checkpoint(self, ckpt, *, source: str) -> None:
+        """Make a loaded :class:`~perturbode_core.io.checkpoint.Checkpoint` the current model."""
+        self.set_model(ckpt.model, source=source, checkpoint_path=ckpt.path, history=ckpt.history,
+                       settings=ckpt.settings)
 
     def _clear_derived(self) -> None:
         self.simulations = {}
         self.last_simulation = None
-        self.enrichment = {}
-        self.evaluation = {}
-        self.network = {}
+        self.modules = ModuleResults()
+        self.evaluation = EvaluationResults()
+        self.network = NetworkView()
         self.report = {}
 
     def new_run_dir(self, prefix: str = "run") -> Path:
@@ -276,11 +330,7 @@ class AppState:
         label = f"trained ({job.label}{', stopped early' if job.status == 'stopped' else ''})"
         ckpt = job.checkpoint_path if Path(job.checkpoint_path).exists() else None
         self.set_model(result.model, source=label, checkpoint_path=ckpt, history=result.history,
-                       train_settings={"model": result.model.config.to_dict(),
-                                       "train": result.train_config.to_dict(),
-                                       "best_epoch": result.best_epoch,
-                                       "val_conditions": list(result.val_conditions),
-                                       "events": list(result.events)})
+                       settings=result.settings)
         return True
 
     def checkpoint_bytes(self) -> bytes | None:
@@ -296,25 +346,17 @@ class AppState:
 
 def load_demo(state: AppState) -> None:
     """Load the demo dataset and its trained checkpoint into ``state`` (first start)."""
-    from perturbode_core.io import checkpoint
+    from perturbode_core.io.checkpoint import load_checkpoint
 
-    from . import loaders
+    from perturbode_ui import loaders
 
     name = loaders.demo_dataset()
     data, truth, messages = loaders.load_builtin(name)
     state.set_data(data, name=name, source="builtin", truth=truth, messages=messages)
-    raw = loaders.demo_checkpoint_bytes(name)
     path = state.workdir / "demo_model.pt"
-    path.write_bytes(raw)
-    bundle = checkpoint.load_checkpoint(path)
-    checkpoint.check_genes(bundle, data.gene_names, where="demo checkpoint")
-    model = checkpoint.model_from_bundle(bundle)
-    history = pd.DataFrame(bundle.get("history") or []) if bundle.get("history") else None
-    ts = bundle.get("train_state") or {}
-    state.set_model(model, source="demo checkpoint", checkpoint_path=path, history=history,
-                    train_settings={"model": bundle.get("model_config", {}),
-                                    "train": ts.get("train_config", {}),
-                                    "best_epoch": ts.get("best_epoch")})
+    path.write_bytes(loaders.demo_checkpoint_bytes(name))
+    state.set_checkpoint(load_checkpoint(path, genes=data.gene_names, where="demo checkpoint"),
+                         source="demo checkpoint")
 
 
 def get_state() -> AppState:

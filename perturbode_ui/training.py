@@ -6,15 +6,15 @@ drive the same calls.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
-import pandas as pd
 
 from perturbode_core.io import checkpoint
 from perturbode_core.errors import PerturbODEError
-from perturbode_core.model.field import ModelConfig, default_n_modules
-from perturbode_core.train.loop import TrainConfig
+from perturbode_core.model import ModelConfig
+from perturbode_core.train import TrainConfig
 
 from .jobs import TrainingJob, estimate_memory, estimate_time
 
@@ -36,13 +36,17 @@ def start_training(state, *, model_config: ModelConfig | None = None, train_conf
     path = run_dir / "model.pt"
     label = f"run {state.run_count}"
     if resume is not None:
-        bundle = checkpoint.load_checkpoint(resume)  # refuses damaged or unsafe files with a message
-        checkpoint.check_genes(bundle, state.data.gene_names, where=Path(resume).name)
-        if not bundle.get("train_state"):
+        # loaded and checked once here; fit continues from this object without reading the file again
+        ckpt = checkpoint.load_checkpoint(resume, genes=state.data.gene_names, where=Path(resume).name)
+        if not ckpt.resumable:
             raise PerturbODEError("This checkpoint holds no training state to resume from", where=Path(resume).name,
                                   fix="Start a new run instead (it can start from scratch)")
-        shutil.copyfile(resume, path)
-        resume, label = path, f"run {state.run_count} (resumed)"
+        # the run writes to its own copy, so the source checkpoint is never overwritten
+        shutil.copyfile(ckpt.path, path)
+        model_config = None  # a resumed run continues with the saved options (only epochs may change)
+        if train_config is not None:
+            train_config = dataclasses.replace(ckpt.settings.train_config, epochs=train_config.epochs)
+        resume, label = ckpt, f"run {state.run_count} (resumed)"
     job = TrainingJob(state.data, checkpoint_path=path, model_config=model_config, train_config=train_config,
                       resume=resume, label=label)
     state.start_job(job)
@@ -68,20 +72,11 @@ def load_uploaded_checkpoint(state, name: str, payload: bytes) -> None:
     path = folder / safe
     path.write_bytes(payload)
     try:
-        try:
-            bundle = checkpoint.load_checkpoint(path)
-        except PerturbODEError as exc:
-            raise PerturbODEError(exc.what, where=f"uploaded file {safe}", fix=exc.fix) from None
-        checkpoint.check_genes(bundle, state.data.gene_names, where=f"uploaded file {safe}")
-        model = checkpoint.model_from_bundle(bundle)
+        ckpt = checkpoint.load_checkpoint(path, genes=state.data.gene_names, where=f"uploaded file {safe}")
     except Exception:
         path.unlink(missing_ok=True)
         raise
-    ts = bundle.get("train_state") or {}
-    state.set_model(model, source=f"uploaded {safe}", checkpoint_path=path,
-                    history=pd.DataFrame(bundle["history"]) if bundle.get("history") else None,
-                    train_settings={"model": bundle.get("model_config", {}), "train": ts.get("train_config", {}),
-                                    "best_epoch": ts.get("best_epoch")})
+    state.set_checkpoint(ckpt, source=f"uploaded {safe}")
 
 
 def recover_failed(state) -> bool:
@@ -89,12 +84,10 @@ def recover_failed(state) -> bool:
     job = state.job
     if job is None:
         return False
-    model = job.recover_model()
+    model = job.recover_checkpoint()
     if model is None:
         return False
-    bundle = checkpoint.load_checkpoint(job.checkpoint_path)
-    state.set_model(model, source=f"recovered from {job.label}'s last checkpoint", checkpoint_path=job.checkpoint_path,
-                    history=pd.DataFrame(bundle["history"]) if bundle.get("history") else None)
+    state.set_checkpoint(model, source=f"recovered from {job.label}'s last checkpoint")
     state.job_adopted = True
     return True
 
@@ -102,7 +95,8 @@ def recover_failed(state) -> bool:
 def estimate(state, model_config: ModelConfig, train_config: TrainConfig, *, timed: bool = True) -> dict:
     """Time (two timed steps of a real run) and memory (formula) of a training run on the session's data."""
     data = state.data
-    k = model_config.n_modules or default_n_modules(data.n_genes)
+    # the same rule training applies (the perturbed genes of the conditions it will train on)
+    k = model_config.resolved_for(data.n_genes, len(data.perturbed_genes())).n_modules
     mem = estimate_memory(data.n_cells, data.n_genes, k, cells_per_condition=train_config.cells_per_condition,
                           batch_conditions=train_config.batch_conditions, horizon=model_config.horizon,
                           step_size=model_config.step_size, solver=model_config.solver, loss=train_config.loss,

@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from perturbode_core.datasets.writers import edges_path_for, write_edges_csv, write_h5ad  # noqa: E402
+from perturbode_core.datasets.writers import edges_path_for, write_h5ad
+from perturbode_core.io.edges import write_edges_csv  # noqa: E402
 from perturbode_core.datasets.registry import ATLAS_TFS, _REGISTRY, simulate_dataset, truth_edges  # noqa: E402
 
 BUILTIN = ROOT / "perturbode_core" / "datasets" / "builtin"

@@ -85,7 +85,7 @@ def build(out: Path) -> list[dict]:
     import torch
 
     from perturbode_core.io.checkpoint import save_checkpoint
-    from perturbode_core.model.field import PerturbODE
+    from perturbode_core.model import PerturbODE
 
     out.mkdir(parents=True, exist_ok=True)
     items: list[dict] = []

@@ -11,7 +11,7 @@ import pytest
 
 from perturbode_core.datasets import teacher as synthetic
 from perturbode_core.data.dataset import from_anndata
-from perturbode_core.train.loop import TrainConfig, fit
+from perturbode_core.train import TrainConfig, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -50,17 +50,17 @@ def test_network_page_slider_focus_truth_downloads(app):
     app.radio(key="net_mode").set_value("top-k").run()
     app.slider(key="net_topk").set_value(20).run()
     state = app.session_state[STATE_KEY]
-    gene = state.network["view"]["edges"]["source"].iloc[0]
+    gene = state.network.edges["source"].iloc[0]
     app.selectbox(key="net_focus").set_value(gene).run()
-    view = state.network["view"]["edges"]
+    view = state.network.edges
     assert 0 < len(view) <= 20 and ((view["source"] == gene) | (view["target"] == gene)).any()
     app.radio(key="net_dir").set_value("downstream").run()
-    assert (state.network["view"]["edges"]["source"] == gene).any()
+    assert (state.network.edges["source"] == gene).any()
     # the demo has a known network: the overlay is offered and draws
     assert "ground truth" in app.radio(key="net_colour").options
     app.radio(key="net_colour").set_value("ground truth").run()
     assert not app.exception
-    fig = state.network["view"]["figure"]
+    fig = state.network.figure
     assert {t.legendgroup for t in fig.data if t.mode == "lines"} <= {"true positive", "false positive", "missed"}
     assert _downloads(app) == ["Download edges (CSV)", "Download GraphML (Cytoscape, Gephi)"]
     app.selectbox(key="net_focus").set_value("(whole network)").run()
@@ -71,12 +71,12 @@ def test_modules_page_and_enrichment(app):
     assert app.title[0].value == "Modules & enrichment"
     assert len(app.dataframe) >= 3  # summary, regulators, targets
     state = app.session_state[STATE_KEY]
-    assert {"regulator", "target"} <= set(state.enrichment["members"]["role"])
+    assert {"regulator", "target"} <= set(state.modules.members["role"])
     app.selectbox(key="enr_lib").set_value("hallmark")
     submit = next(b for b in app.button if b.proto.is_form_submitter)
     submit.click().run()
     assert not app.exception and not app.error
-    assert state.enrichment.get("result") is not None
+    assert state.modules.enrichment is not None
     assert "Download enrichment (CSV)" in _downloads(app)
     assert "Download membership (CSV)" in _downloads(app)
 
@@ -84,10 +84,10 @@ def test_modules_page_and_enrichment(app):
 def test_evaluate_page_model_beside_baselines(app):
     _open(app, "pages/evaluate.py")
     state = app.session_state[STATE_KEY]
-    net = state.evaluation["network"]["value"]
+    net = state.evaluation.network.table
     assert net["method"].iloc[0] == "PerturbODE" and len(net) >= 3  # always with baselines
-    summary = state.evaluation["prediction"]["value"][0]
-    assert summary["method"].iloc[0] == "PerturbODE" and {"no_change", "mean_shift"} <= set(summary["method"])
+    score = state.evaluation.prediction
+    assert score.summary["method"].iloc[0] == "PerturbODE" and {"no_change", "mean_shift"} <= set(score.summary["method"])
     assert "Download network metrics (CSV)" in _downloads(app)
 
 

@@ -11,8 +11,8 @@ import pytest
 
 
 from perturbode_core.io import checkpoint
-from perturbode_core.model.field import PerturbODE
-from perturbode_core.train.loop import TrainConfig
+from perturbode_core.model import PerturbODE
+from perturbode_core.train import TrainConfig
 from perturbode_ui import training
 from perturbode_ui.state import STATE_KEY
 

@@ -26,7 +26,7 @@ from perturbode_core.io import checkpoint
 from perturbode_core.tools import enrichment
 from perturbode_core.data import dataset as pdata
 from perturbode_core.errors import PerturbODEError, PerturbODEWarning
-from perturbode_core.tools.metrics import read_edge_list
+from perturbode_core.io.edges import read_edge_list
 
 CORPUS = ROOT / "tests" / "bad_inputs"
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text(encoding="utf-8"))
@@ -98,9 +98,7 @@ def _library_call(item):
         return enrichment.read_gmt(path)
     if item["kind"] == "edges":
         return read_edge_list(path)
-    bundle = checkpoint.load_checkpoint(path)
-    checkpoint.check_genes(bundle, MANIFEST["genes"], where=item["file"])
-    return checkpoint.model_from_bundle(bundle)
+    return checkpoint.load_checkpoint(path, genes=MANIFEST["genes"], where=item["file"]).model
 
 
 @pytest.mark.parametrize("item", ITEMS, ids=IDS)
@@ -467,7 +465,7 @@ def test_extreme_values_never_give_silent_nan(case, teacher_data):
     """Expression in the millions (wrong units) or a few 1e6 outliers: finite, or the user is told."""
     import dataclasses
 
-    from perturbode_core.train.loop import TrainConfig, fit
+    from perturbode_core.train import TrainConfig, fit
 
     X = teacher_data.X.copy()
     if case == "all_huge":
@@ -488,8 +486,8 @@ def test_extreme_values_never_give_silent_nan(case, teacher_data):
 def test_stiff_dynamics_are_reported_to_the_dashboard(teacher_data, tmp_path):
     """A stiff, unstable configuration in the dashboard's worker: skipped steps reach the page's
     events, and the failure a one-line message; the job ends 'failed', not with NaN weights."""
-    from perturbode_core.model.field import ModelConfig
-    from perturbode_core.train.loop import TrainConfig
+    from perturbode_core.model import ModelConfig
+    from perturbode_core.train import TrainConfig
     from perturbode_ui.jobs import TrainingJob
 
     job = TrainingJob(teacher_data, checkpoint_path=tmp_path / "model.pt",

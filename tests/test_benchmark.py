@@ -6,11 +6,11 @@ import sys
 import pandas as pd
 import pytest
 
-from perturbode_core.tools.benchmark import run_benchmark, run_stability, to_markdown
+from perturbode_core.tools.evaluate import run_benchmark, run_stability, to_markdown
 from perturbode_core.cli.cmd_benchmark import parse_holdout
 from perturbode_core.errors import PerturbODEError
 from perturbode_core.datasets.teacher import teacher_edges
-from perturbode_core.train.loop import TrainConfig
+from perturbode_core.train import TrainConfig
 
 
 def test_cli_benchmark_writes_one_row_per_method(teacher, teacher_h5ad, tmp_path):
@@ -21,15 +21,15 @@ def test_cli_benchmark_writes_one_row_per_method(teacher, teacher_h5ad, tmp_path
                           str(tmp_path / "bench")], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     table = pd.read_csv(tmp_path / "bench" / "table.csv")
-    assert table.method.tolist() == ["perturbode", "correlation", "knockout_zscore", "genie3", "no_change",
+    assert table.method.tolist() == ["PerturbODE", "correlation", "knockout_zscore", "genie3", "no_change",
                                      "mean_shift", "linear", "additive"]
     assert {"aupr", "auroc", "early_precision", "heldout_w2", "heldout_pearson_delta"} <= set(table.columns)
     model = table.set_index("method")
     # the teacher's network is learnable: far above the random AUPR (its edge density, about 0.18)
-    assert model.loc["perturbode", "aupr"] > 0.5
+    assert model.loc["PerturbODE", "aupr"] > 0.5
     # and the held-out knockouts are predicted better than "no change"
-    assert model.loc["perturbode", "heldout_w2"] < model.loc["no_change", "heldout_w2"]
-    assert "| perturbode |" in (tmp_path / "bench" / "table.md").read_text()
+    assert model.loc["PerturbODE", "heldout_w2"] < model.loc["no_change", "heldout_w2"]
+    assert "| PerturbODE |" in (tmp_path / "bench" / "table.md").read_text()
     per = pd.read_csv(tmp_path / "bench" / "per_condition.csv")
     assert set(per.condition) == {"G003", "G007"}
 
@@ -52,5 +52,5 @@ def test_holdout_parsing_and_markdown():
 
 
 def test_unknown_baseline_is_named(teacher_data):
-    with pytest.raises(PerturbODEError, match="Unknown baseline"):
+    with pytest.raises(PerturbODEError, match="Unknown network baseline.*magic"):
         run_benchmark(teacher_data, network_baselines=("magic",), log=None)

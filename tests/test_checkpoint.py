@@ -19,21 +19,23 @@ def test_save_load_gives_identical_predictions(trained, teacher_data, tmp_path):
     x0 = teacher_data.control_cells()[:20]
     np.testing.assert_array_equal(loaded.simulate(x0, ["G001", "G002+G005"]),
                                   trained.model.simulate(x0, ["G001", "G002+G005"]))
-    bundle = load_checkpoint(path)
-    assert bundle["gene_names"] == trained.model.gene_names
-    assert bundle["versions"]["torch"].startswith("2.")
-    assert bundle["data"]["perturbations"]["G001"] == "G001:knockout"
+    ckpt = load_checkpoint(path)
+    assert ckpt.gene_names == trained.model.gene_names
+    assert ckpt.versions["torch"].startswith("2.")
+    assert ckpt.data_info["perturbations"]["G001"] == "G001:knockout"
+    assert not ckpt.resumable and ckpt.settings.train_config is None  # saved without a training state
     assert [f for f in os.listdir(path.parent) if f.endswith(".tmp")] == []  # atomic: no leftovers
 
 
 def test_fit_checkpoint_holds_optimizer_rng_history(teacher_data, tmp_path):
-    from perturbode_core.train.loop import TrainConfig, fit
+    from perturbode_core.train import TrainConfig, fit
 
     fit(teacher_data, train_config=TrainConfig(epochs=2, cells_per_condition=8), checkpoint_path=tmp_path / "m.pt")
     b = load_checkpoint(tmp_path / "m.pt")
-    ts = b["train_state"]
-    assert ts["epoch"] == 2 and isinstance(ts["rng"], torch.Tensor) and "state" in ts["optimizer"]
-    assert len(b["history"]) == 2 and ts["train_config"]["epochs"] == 2
+    rs = b.resume_state
+    assert rs.epoch == 2 and isinstance(rs.rng, torch.Tensor) and "state" in rs.optimizer
+    assert len(b.history) == 2 and b.settings.train_config.epochs == 2
+    assert b.settings.train_conditions == list(teacher_data.conditions) and b.settings.best_epoch in (1, 2)
 
 
 def test_code_in_checkpoint_is_refused_and_never_runs(tmp_path, trained):
@@ -85,7 +87,7 @@ def test_checkpoint_for_other_genes_is_refused(trained):
 
 def test_resume_refuses_data_with_other_genes(teacher_data, tmp_path):
     from perturbode_core.data.dataset import from_anndata
-    from perturbode_core.train.loop import TrainConfig, fit
+    from perturbode_core.train import TrainConfig, fit
 
     fit(teacher_data, train_config=TrainConfig(epochs=1, cells_per_condition=8), checkpoint_path=tmp_path / "m.pt")
     other = teacher_data.to_anndata()

@@ -27,6 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from perturbode_core.io import checkpoint
+from perturbode_core.io import edges as edge_io
 from perturbode_core.tools import grn
 from perturbode_core.io.files import atomic_path, write_text_atomic
 from perturbode_core.errors import PerturbODEError
@@ -89,14 +90,14 @@ def _assert_atomic(folder: Path, watch, *, expect_files: int):
 # ------------------------------------------------------------------------------ atomic writes
 def test_library_exports_are_atomic(trained, teacher_data, tmp_path, watch):
     from perturbode_core.tools import report
-    from perturbode_core.tools.benchmark import write_tables
+    from perturbode_core.tools.evaluate import write_tables
     from perturbode_core.datasets.writers import write_h5ad
 
     edges = grn.model_edges(trained.model, top_k=10)
     checkpoint.save_checkpoint(tmp_path / "model.pt", trained.model, history=trained.history.to_dict("records"))
-    grn.write_edges_csv(edges, tmp_path / "edges.csv")
-    grn.write_graphml(edges, tmp_path / "edges.graphml", genes=trained.model.gene_names)
-    report.build_report(tmp_path / "report.html", model=trained.model, edges=edges)
+    edge_io.write_edges_csv(edges, tmp_path / "edges.csv")
+    edge_io.write_graphml(edges, tmp_path / "edges.graphml", genes=trained.model.gene_names)
+    report.build_report(report.ReportInputs(model=trained.model, edges=edges), tmp_path / "report.html")
     write_tables(edges, tmp_path / "tables")
     write_h5ad(teacher_data.to_anndata(), tmp_path / "data.h5ad")
     _WATCH["on"] = False
@@ -165,8 +166,8 @@ def _env():
 
 def _saved_epoch(path: Path) -> int:
     try:
-        return int(checkpoint.load_checkpoint(path)["train_state"]["epoch"])
-    except (PerturbODEError, KeyError, TypeError):
+        return checkpoint.load_checkpoint(path).resume_state.epoch
+    except (PerturbODEError, AttributeError):
         return 0
 
 
@@ -179,8 +180,8 @@ def _kill_mid_epoch(cmd, ckpt: Path, after: int, cwd) -> int:
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             assert time.perf_counter() - t0 < 240, "training did not progress"
             time.sleep(0.02)
-        hist = checkpoint.load_checkpoint(ckpt)["history"]
-        epoch_s = (hist[-1]["elapsed"] - hist[-2]["elapsed"]) if len(hist) > 1 else 0.1
+        hist = checkpoint.load_checkpoint(ckpt).history
+        epoch_s = float(hist["elapsed"].iloc[-1] - hist["elapsed"].iloc[-2]) if len(hist) > 1 else 0.1
         time.sleep(min(epoch_s, 1.0) * 0.5)  # into the next epoch
         assert proc.poll() is None, "finished before it could be killed"
     finally:
@@ -208,8 +209,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(teacher_h5ad, tm
             assert epoch > epochs_at_kill[-1], "the resumed run made progress before the next kill"
         epochs_at_kill.append(epoch)
         # what the kill left is an intact, loadable checkpoint of a complete epoch
-        bundle = checkpoint.load_checkpoint(run / "model.pt")
-        assert len(bundle["history"]) == epoch
+        assert len(checkpoint.load_checkpoint(run / "model.pt").history) == epoch
     done = subprocess.run(_train_cmd(teacher_h5ad, run, cfg, resume=True), cwd=tmp_path, env=_env(),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -217,13 +217,16 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(teacher_h5ad, tm
     reference.stderr.close()
 
     a, b = checkpoint.load_checkpoint(ref_run / "model.pt"), checkpoint.load_checkpoint(run / "model.pt")
-    assert a["train_state"]["epoch"] == b["train_state"]["epoch"] == EPOCHS
-    for which in ("state_dict", "best_state_dict"):
-        assert a[which].keys() == b[which].keys()
-        for k in a[which]:
-            assert torch.equal(a[which][k], b[which][k]), f"{which}[{k}] differs after {len(KILL_AFTER)} kills"
-    losses = lambda bundle: [h["train_loss"] for h in bundle["history"]]  # noqa: E731
-    assert losses(a) == losses(b)  # every epoch's loss too: nothing was lost or repeated
+    assert a.resume_state.epoch == b.resume_state.epoch == EPOCHS
+    for which in ("last_state_dict", "best_state_dict"):
+        wa, wb = getattr(a.resume_state, which), getattr(b.resume_state, which)
+        assert wa.keys() == wb.keys()
+        for k in wa:
+            assert torch.equal(wa[k], wb[k]), f"{which}[{k}] differs after {len(KILL_AFTER)} kills"
+    # every epoch's loss too: nothing was lost or repeated
+    assert a.history["train_loss"].tolist() == b.history["train_loss"].tolist()
+    # and the clock went on across the kills (a resumed run's elapsed time continues, never restarts)
+    assert b.history["elapsed"].is_monotonic_increasing
     assert (run / "grn.csv").read_text() == (ref_run / "grn.csv").read_text()
     print(f"\nSIGKILL/resume cycles: {len(KILL_AFTER)} (killed after epochs {epochs_at_kill}); final weights identical")
 
@@ -269,12 +272,12 @@ def test_worker_crash_is_shown_on_the_page_and_nothing_is_lost(teacher_data):
     assert any("diverged" in e and "checkpoint was kept" in e for e in errors), errors
     assert state.model is None or state.model_source != "trained"  # a failed run is not adopted
     # nothing lost: the checkpoint holds every completed epoch, and its best model can be made current
-    assert len(saved["history"]) >= 2 and saved["train_state"]["epoch"] == len(saved["history"])
+    assert len(saved.history) >= 2 and saved.resume_state.epoch == len(saved.history)
     at.button(key="train_recover").click()
     at.run()
     assert not at.exception, at.exception
     assert state.model is not None and "recovered" in state.model_source
-    best = saved["best_state_dict"] or saved["state_dict"]
+    best = saved.resume_state.best_state_dict or saved.resume_state.last_state_dict
     for k, v in state.model.state_dict().items():
         assert torch.equal(v, best[k]), k
     assert Path(state.checkpoint_path) == ckpt and ckpt.exists()

@@ -7,7 +7,7 @@ import pytest
 from perturbode_core.cli.main import main
 from perturbode_core.data.dataset import from_anndata, load
 from perturbode_core.datasets import list_datasets, load_dataset, simulate_dataset, truth_edges
-from perturbode_core.datasets.writers import truth_from_uns
+from perturbode_core.io.edges import truth_from_uns
 from perturbode_core.datasets.registry import ATLAS_TFS, shipped_path
 from perturbode_core.errors import PerturbODEError
 

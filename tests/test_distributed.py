@@ -7,14 +7,14 @@ import textwrap
 import numpy as np
 import torch
 
-from perturbode_core.train.loop import TrainConfig, fit
+from perturbode_core.train import TrainConfig, fit
 
 WORKER = textwrap.dedent('''
     import sys, torch
     from perturbode_core.train import distributed
     from perturbode_core.datasets import teacher as synthetic
     from perturbode_core.data.dataset import from_anndata
-    from perturbode_core.train.loop import TrainConfig, fit
+    from perturbode_core.train import TrainConfig, fit
 
     distributed.init_from_env("cpu")
     data = from_anndata(synthetic.teacher_dataset(synthetic.teacher_model(12, seed=1), cells_per_condition=40, seed=1))
@@ -51,10 +51,10 @@ def test_torchrun_two_ranks_matches_single_process(tmp_path):
 
 
 def test_condition_blocks_cover_every_condition_once():
-    from perturbode_core.train.loop import _shard_conditions
+    from perturbode_core.train.batches import shard_conditions
 
     for n in range(0, 12):
         for world in (1, 2, 3, 5):
-            blocks = [_shard_conditions(n, r, world) for r in range(world)]
+            blocks = [shard_conditions(n, r, world) for r in range(world)]
             covered = [i for a, b in blocks for i in range(a, b)]
             assert covered == list(range(n))

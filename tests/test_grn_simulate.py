@@ -4,6 +4,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
+from perturbode_core.io import edges as edge_io
 from perturbode_core.tools import grn
 from perturbode_core.errors import PerturbODEError
 from perturbode_core.tools.simulate import effect_table, predict_anndata, trajectories, trajectories_anndata
@@ -12,16 +13,16 @@ from perturbode_core.tools.simulate import effect_table, predict_anndata, trajec
 def test_edge_table_ranking_and_binarisation():
     G = np.array([[0.0, -3.0, 0.1], [2.0, 0.0, 0.0], [0.5, -0.2, 9.0]])
     genes = ["a", "b", "c"]
-    e = grn.edge_table(G, genes)
+    e = edge_io.edge_table(G, genes)
     assert len(e) == 6  # self-loops excluded
     assert e.iloc[0][["source", "target", "weight", "sign"]].tolist() == ["b", "a", -3.0, -1]
     assert e.iloc[1][["source", "target"]].tolist() == ["a", "b"]
-    assert len(grn.edge_table(G, genes, top_k=2)) == 2
-    assert len(grn.edge_table(G, genes, sparsity=0.5)) == 3
-    assert set(grn.edge_table(G, genes, threshold=0.4).weight) == {-3.0, 2.0, 0.5}
-    assert len(grn.edge_table(G, genes, self_loops=True)) == 9
+    assert len(edge_io.edge_table(G, genes, top_k=2)) == 2
+    assert len(edge_io.edge_table(G, genes, sparsity=0.5)) == 3
+    assert set(edge_io.edge_table(G, genes, threshold=0.4).weight) == {-3.0, 2.0, 0.5}
+    assert len(edge_io.edge_table(G, genes, self_loops=True)) == 9
     with pytest.raises(PerturbODEError, match="one of top_k"):
-        grn.edge_table(G, genes, top_k=1, threshold=1)
+        edge_io.edge_table(G, genes, top_k=1, threshold=1)
 
 
 def test_grn_matrix_is_A_alpha_B_and_jacobian_mode(trained, teacher_data):
@@ -52,15 +53,15 @@ def test_grn_orientation_is_the_jacobian_of_the_field(trained, teacher_data):
     G = grn.grn_matrix(m, alpha_mode="jacobian", cells=x)
     np.testing.assert_allclose(G - np.diag(m.gamma.detach().numpy()),
                                jac, rtol=1e-4, atol=1e-5)
-    e = grn.edge_table(G, m.gene_names, top_k=1)
+    e = edge_io.edge_table(G, m.gene_names, top_k=1)
     i, j = np.unravel_index(np.argmax(np.abs(G - np.diag(np.diag(G)))), G.shape)
     assert (e.source[0], e.target[0]) == (m.gene_names[j], m.gene_names[i])
 
 
 def test_exports_csv_and_graphml_round_trip(trained, tmp_path):
     e = grn.model_edges(trained.model, top_k=15)
-    grn.write_edges_csv(e, tmp_path / "e.csv")
-    grn.write_graphml(e, tmp_path / "e.graphml", genes=trained.model.gene_names)
+    edge_io.write_edges_csv(e, tmp_path / "e.csv")
+    edge_io.write_graphml(e, tmp_path / "e.graphml", genes=trained.model.gene_names)
     import pandas as pd
 
     back = pd.read_csv(tmp_path / "e.csv")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 
-from perturbode_core.train.loop import TrainConfig
+from perturbode_core.train import TrainConfig
 from perturbode_ui.jobs import TrainingJob, estimate_memory, estimate_time
 from perturbode_ui.state import AppState
 
@@ -53,7 +53,7 @@ def test_stop_keeps_the_best_model(teacher_data, tmp_path):
     assert snap.status == "stopped"
     assert job.result.stopped and job.result.best_epoch is not None
     assert len(snap.history) < 2000
-    assert job.recover_model() is not None  # the checkpoint on disk is intact
+    assert job.recover_checkpoint() is not None  # the checkpoint on disk is intact
 
 
 def test_crash_is_captured_and_checkpoint_kept(teacher_data, tmp_path):
@@ -73,8 +73,8 @@ def test_crash_is_captured_and_checkpoint_kept(teacher_data, tmp_path):
     assert snap.status == "failed"
     assert snap.error and "checkpoint was kept" in snap.error
     assert path.exists() and snap.checkpoint_path == str(path)
-    model = job.recover_model()
-    assert model is not None and np.isfinite(model.A.detach().numpy()).all()
+    ckpt = job.recover_checkpoint()
+    assert ckpt is not None and np.isfinite(ckpt.model.A.detach().numpy()).all()
 
 
 def test_unexpected_exception_in_worker_is_reported(tmp_path):
@@ -83,7 +83,7 @@ def test_unexpected_exception_in_worker_is_reported(tmp_path):
     snap = job.snapshot()
     assert snap.status == "failed" and snap.error.startswith("Training crashed:")
     assert job.error_detail and "Traceback" in job.error_detail
-    assert snap.checkpoint_path is None and job.recover_model() is None
+    assert snap.checkpoint_path is None and job.recover_checkpoint() is None
 
 
 def test_job_starts_once(teacher_data, tmp_path):
@@ -107,7 +107,7 @@ def test_estimates(teacher_data):
 
 
 def test_state_invalidates_and_cleans_up(teacher_data):
-    from perturbode_core.model.field import PerturbODE
+    from perturbode_core.model import PerturbODE
 
     model = PerturbODE.from_data(teacher_data)
     state = AppState()

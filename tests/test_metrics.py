@@ -8,9 +8,10 @@ import pytest
 import scipy.stats
 
 from perturbode_core.errors import PerturbODEError
-from perturbode_core.tools.metrics import (consensus_edges, energy_distance, interventional_check, matrix_to_edges,
-                                     metric_spread, metrics_frame, mmd, network_metrics, read_edge_list,
-                                     score_prediction, score_predictions, w2_distance)
+from perturbode_core.io.edges import edge_table, read_edge_list
+from perturbode_core.tools.metrics import (consensus_edges, energy_distance, interventional_check, metric_spread,
+                                           metrics_frame, mmd, network_metrics, score_prediction, score_predictions,
+                                           w2_distance)
 from perturbode_core.tools.metrics.interventional import _wasserstein_columns
 
 GENES = ["A", "B", "C", "D"]
@@ -99,7 +100,7 @@ def test_regulator_restriction_and_dropped_truth():
 def test_edge_table_input_matches_matrix():
     G = _ranked_matrix(False)
     G[2, 1] *= -1
-    table = matrix_to_edges(G, GENES)
+    table = edge_table(G, GENES, nonzero=True)[["source", "target", "weight"]]
     assert list(table.columns) == ["source", "target", "weight"]
     assert table.iloc[0]["weight"] == 12 and len(table) == 12
     a = network_metrics(G, TRUTH, GENES)

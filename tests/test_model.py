@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from perturbode_core.errors import PerturbODEError
-from perturbode_core.model.field import ModelConfig, PerturbODE
+from perturbode_core.model import ModelConfig, PerturbODE
 from perturbode_core.datasets.teacher import teacher_edges
 
 
@@ -110,7 +110,7 @@ def test_activity_intervention_silences_regulator_but_frees_its_level(teacher):
 ])
 def test_bad_options_are_refused_with_the_valid_choices(bad, message):
     with pytest.raises(PerturbODEError, match=message):
-        ModelConfig(**bad).validate()
+        ModelConfig(**bad)
 
 
 def test_unknown_target_is_named(teacher):
@@ -153,12 +153,12 @@ def test_intervention_levels_are_in_data_units_under_a_non_trivial_scale():
 
 def test_default_module_count_follows_the_perturbations():
     from perturbode_core.data.dataset import from_anndata
-    from perturbode_core.model.field import default_n_modules
+    from perturbode_core.model import resolve_n_modules
     from perturbode_core.datasets.teacher import teacher_dataset, teacher_model
 
-    assert default_n_modules(11) == 11  # small networks: K = p
-    assert default_n_modules(264, 41) == 45 and default_n_modules(400, 37) == 41
-    assert default_n_modules(10000, 2000) == 512 and default_n_modules(100, 3) == 16
+    assert resolve_n_modules(11) == 11  # small networks: K = p
+    assert resolve_n_modules(264, 41) == 45 and resolve_n_modules(400, 37) == 41
+    assert resolve_n_modules(10000, 2000) == 512 and resolve_n_modules(100, 3) == 16
     teacher = teacher_model(80, seed=0)
     genes = teacher.gene_names
     data = from_anndata(teacher_dataset(teacher, perturbations=genes[:20], cells_per_condition=5))

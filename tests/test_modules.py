@@ -137,7 +137,7 @@ def test_cli_modules_and_enrich(tmp_path, capsys):
     checkpoint = pytest.importorskip("perturbode_core.io.checkpoint")
     from perturbode_core.cli.main import main
     from perturbode_core.tools.enrichment import load_library
-    from perturbode_core.model.field import ModelConfig, PerturbODE
+    from perturbode_core.model import ModelConfig, PerturbODE
 
     lib = load_library("hallmark")
     term = "HALLMARK_ANGIOGENESIS"

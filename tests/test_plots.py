@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import pytest
 
 from perturbode_core import plots
+from perturbode_core.io import edges as edge_io
 from perturbode_core.tools import grn, modules, network_view
 from perturbode_core.errors import PerturbODEError
 
@@ -56,7 +57,9 @@ def test_network_figure_empty_and_bad_input():
     fig = plots.network_figure(pd.DataFrame(columns=["source", "target", "weight"]))
     assert fig.layout.annotations and "No edges" in fig.layout.annotations[0].text
     with pytest.raises(PerturbODEError):
-        plots.network_figure(pd.DataFrame({"from": ["A"], "to": ["B"]}))
+        plots.network_figure(pd.DataFrame({"gene_a": ["A"], "gene_b": ["B"]}))
+    # the usual aliases are one edge-table format everywhere (as in known-network files)
+    assert len(plots.network_figure(pd.DataFrame({"from": ["A"], "to": ["B"]})).data) > 0
 
 
 def test_truth_overlay_classifies_edges(edges):
@@ -93,7 +96,7 @@ def test_dominant_module_and_layouts(teacher):
     assert set(mods) == set(teacher.gene_names)
     assert all(v.startswith("M") or v == "mixed" for v in mods.values())
     e = grn.model_edges(teacher, top_k=15)
-    g = grn.to_networkx(e)
+    g = edge_io.to_networkx(e)
     for method in ("spring", "kamada_kawai", "circular"):
         pos = plots.network_layout(g, method=method)
         assert set(pos) == set(g.nodes)

@@ -11,6 +11,7 @@ import pytest
 
 from perturbode_core import plots
 from perturbode_core.io import checkpoint
+from perturbode_core.io.checkpoint import TrainedSettings
 from perturbode_core.tools import evaluate as compare
 from perturbode_core.tools import grn
 from perturbode_core.tools import report
@@ -24,12 +25,13 @@ def built(trained, teacher_data, teacher_adata, tmp_path_factory):
     eff = simulate.effect_table(trained.model, teacher_data.control_cells(), "G003")
     metrics = pd.DataFrame([{"method": "PerturbODE", "aupr": 0.7, "auroc": 0.9},
                             {"method": "correlation", "aupr": 0.3, "auroc": 0.6}])
-    text = report.build_report(
-        path, title="Teacher <network>", data=teacher_data, model=trained.model, train_config=trained.train_config,
-        history=trained.history, best_epoch=trained.best_epoch, truth=teacher_adata.uns["true_edges"],
+    text = report.build_report(report.ReportInputs(
+        title="Teacher <network>", data=teacher_data, model=trained.model, settings=trained.settings,
+        history=trained.history, truth=pd.DataFrame(teacher_adata.uns["true_edges"]),
         simulations={"G003 knockout": eff}, metrics={"Network": metrics},
+        metric_notes={"Network": "Scored against the simulator's network."},
         modules=pd.DataFrame({"module": [0, 1], "top_targets": ["G001+", "G002-"]}),
-        notes="Made for <b>tests</b>")
+        notes="Made for <b>tests</b>"), path)
     return path, text
 
 
@@ -44,6 +46,8 @@ def test_report_contains_sections_and_network_figure(built):
     assert "torch" in text and "seed" in text  # versions and seed
     # user text is escaped, never injected as markup
     assert "Teacher &lt;network&gt;" in text and "<b>tests</b>" not in text
+    # what was held out is said in words: G003 and G007 were never shown to the model
+    assert "never shown: G003, G007" in text and "Scored against the simulator" in text
 
 
 def test_report_opens_offline(built):
@@ -58,15 +62,15 @@ def test_report_opens_offline(built):
 
 def test_report_minimal_and_atomic(tmp_path, trained):
     # only versions: still a valid page
-    text = report.build_report(versions={"python": "3"})
+    text = report.build_report(report.ReportInputs(versions={"python": "3"}))
     assert "<html" in text and 'id="reproducibility"' in text and 'id="network"' not in text
     # edges without a model give a network figure
     edges = grn.model_edges(trained.model, top_k=5)
-    text = report.build_report(tmp_path / "r.html", edges=edges)
+    text = report.build_report(report.ReportInputs(edges=edges), tmp_path / "r.html")
     assert 'id="network-figure"' in text
     assert [p.name for p in tmp_path.iterdir()] == ["r.html"]  # no temporary file left behind
     with pytest.raises(PerturbODEError):
-        report.build_report(tmp_path, edges=edges)  # a folder is not a file
+        report.build_report(report.ReportInputs(edges=edges), tmp_path)  # a folder is not a file
 
 
 def test_figure_bytes_formats_and_fallback(monkeypatch):
@@ -91,7 +95,7 @@ def test_figure_bytes_png_svg_with_system_chromium():
 
 
 def test_package_versions_in_report_default():
-    text = report.build_report()
+    text = report.build_report(report.ReportInputs())
     for name, version in checkpoint.package_versions().items():
         assert f"<td>{name}</td><td>{version}</td>" in text
 
@@ -114,10 +118,12 @@ def test_compare_network_prediction_stability(trained, teacher_data, teacher_ada
     with pytest.raises(PerturbODEError):
         compare.prediction_comparison(trained.model, teacher_data, ["control"])
 
-    train, val = compare.trained_conditions({"train_state": {"train_conditions": trained.train_conditions,
-                                                             "val_conditions": []}}, teacher_data)
+    train, val = trained.settings.seen_conditions(teacher_data)
     assert not set(trained.heldout) & set(train) and val == []
-    assert compare.trained_conditions(None, teacher_data)[0] == list(teacher_data.conditions)
+    assert trained.settings.heldout_conditions(teacher_data) == trained.heldout
+    unknown = TrainedSettings(model_config=trained.model.config)  # nothing known: everything counts as seen
+    assert unknown.seen_conditions(teacher_data)[0] == list(teacher_data.conditions)
+    assert unknown.heldout_conditions(teacher_data) == []
 
     rng = np.random.default_rng(0)
     out = compare.stability_summary([G, G + rng.normal(scale=1e-3, size=G.shape)], trained.model.gene_names,

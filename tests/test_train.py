@@ -9,10 +9,10 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from perturbode_core.errors import PerturbODEError
 from perturbode_core.tools.grn import grn_matrix
-from perturbode_core.model.field import ModelConfig
+from perturbode_core.model import ModelConfig
 from perturbode_core.train.ot_loss import exact_w2
 from perturbode_core.datasets.teacher import teacher_edges
-from perturbode_core.train.loop import TrainConfig, fit
+from perturbode_core.train import TrainConfig, fit
 
 
 def test_recovers_teacher_network_far_above_chance(trained, teacher, truth_matrix):

@@ -35,11 +35,11 @@ def parse_holdout(text: str):
 
 
 def run(args) -> int:
-    from perturbode_core.tools.benchmark import run_benchmark, to_markdown, write_tables
+    from perturbode_core.tools.evaluate import run_benchmark, to_markdown, write_tables
     from perturbode_core.io.files import write_text_atomic
-    from perturbode_core.tools.metrics import read_edge_list
-    from perturbode_core.model.field import ModelConfig
-    from perturbode_core.train.loop import TrainConfig
+    from perturbode_core.io.edges import read_edge_list
+    from perturbode_core.model import ModelConfig
+    from perturbode_core.train import TrainConfig
     from perturbode_core.cli.common import load_data
 
     data = load_data(args)

@@ -23,6 +23,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from perturbode_core.io import edges as edge_io
     from perturbode_core.tools import grn
     from perturbode_core.io.checkpoint import check_genes, load_model
     from perturbode_core.data.dataset import load
@@ -40,9 +41,9 @@ def run(args) -> int:
     edges = grn.model_edges(model, alpha_mode=args.alpha, cells=cells, top_k=args.top_k, sparsity=args.sparsity,
                             threshold=args.threshold)
     if str(args.out).lower().endswith(".graphml"):
-        grn.write_graphml(edges, args.out, genes=model.gene_names)
+        edge_io.write_graphml(edges, args.out, genes=model.gene_names)
     elif str(args.out).lower().endswith(".csv"):
-        grn.write_edges_csv(edges, args.out)
+        edge_io.write_edges_csv(edges, args.out)
     else:
         raise PerturbODEError(f"Unknown output format of {args.out}", where="--out",
                               fix="Name the file .csv or .graphml")

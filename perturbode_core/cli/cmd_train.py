@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from perturbode_core.cli.common import add_data_options, load_data, read_config_file
+from perturbode_core.model.model_config import N_MODULES_RULE
 
 
 def register(sub) -> None:
@@ -19,14 +20,16 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="output folder (created if needed)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 200)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    p.add_argument("--modules", type=int, default=None, help="number of gene modules K (default: from gene count)")
+    p.add_argument("--modules", type=int, default=None, help=f"number of gene modules K ({N_MODULES_RULE})")
     p.add_argument("--val-fraction", type=float, default=None,
                    help="share of perturbations held out as validation signal for best-epoch selection (default 0)")
     p.add_argument("--holdout", default=None, metavar="G1,G2,...",
                    help="conditions never trained on (kept for evaluation)")
     p.add_argument("--config", default=None, metavar="FILE.json",
                    help='JSON with "model" and "train" option sections (see the README for all options)')
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/model.pt exactly where it stopped")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from RUN_DIR/model.pt exactly where it stopped, with its saved options "
+                        "(--epochs may raise the run's length; options that conflict with the saved run are refused)")
     p.add_argument("--top-k", type=int, default=None, help="edges written to grn.csv (default: all)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--device", default=None, metavar="DEVICE",
@@ -38,33 +41,18 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from tqdm import tqdm
-
-    from perturbode_core.train import distributed
-    from perturbode_core.tools import grn
-    from perturbode_core.io.files import write_text_atomic
+def _explicit_options(args, data) -> tuple[dict, dict, list[str] | None]:
+    """The model options, training options and training conditions the user gave (nothing else:
+    a default must never override what a resumed run saved)."""
     from perturbode_core.errors import PerturbODEError
-    from perturbode_core.model.field import ModelConfig
-    from perturbode_core.train.loop import TrainConfig, fit
 
-    data = load_data(args)
-    if not data.perturbations:
-        raise PerturbODEError("The data have no perturbed conditions: every cell carries the control label",
-                              where=f"{args.data}, obs[{args.perturbation_key!r}]",
-                              fix="Training needs perturbed cells; check the perturbation column and --control")
     cfg = read_config_file(args.config) if args.config else {}
-    model_cfg = ModelConfig.from_dict(cfg.get("model", {}))
-    train_cfg = TrainConfig.from_dict(cfg.get("train", {}))
+    model_opts, train_opts = dict(cfg.get("model", {})), dict(cfg.get("train", {}))
     if args.modules is not None:
-        model_cfg = ModelConfig.from_dict({**model_cfg.to_dict(), "n_modules": args.modules})
-    device = getattr(args, "device", None)
-    if distributed.launched_by_torchrun():
-        # data-parallel: torchrun started one process per device; join its process group
-        device = distributed.init_from_env(device or train_cfg.device)
-    overrides = {"epochs": args.epochs, "seed": args.seed, "val_fraction": args.val_fraction, "device": device,
-                 "compile": True if getattr(args, "compile", False) else None}
-    train_cfg = TrainConfig.from_dict({**train_cfg.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
+        model_opts["n_modules"] = args.modules
+    given = {"epochs": args.epochs, "seed": args.seed, "val_fraction": args.val_fraction, "device": args.device,
+             "compile": True if args.compile else None}
+    train_opts.update({k: v for k, v in given.items() if v is not None})
     train_conditions = None
     if args.holdout:
         held = [h.strip() for h in args.holdout.split(",") if h.strip()]
@@ -73,13 +61,48 @@ def run(args) -> int:
             raise PerturbODEError(f"Held-out condition(s) not in the data: {', '.join(unknown)}", where=args.data,
                                   fix="Name conditions as they appear in the perturbation column")
         train_conditions = [c for c in data.conditions if c not in set(held)]
+    return model_opts, train_opts, train_conditions
 
+
+def run(args) -> int:
+    import dataclasses
+
+    from tqdm import tqdm
+
+    from perturbode_core.errors import PerturbODEError
+    from perturbode_core.io import edges as edge_io
+    from perturbode_core.io.checkpoint import load_checkpoint
+    from perturbode_core.io.files import write_text_atomic
+    from perturbode_core.model import ModelConfig
+    from perturbode_core.tools import grn
+    from perturbode_core.train import TrainConfig, distributed, fit
+
+    data = load_data(args)
+    if not data.perturbations:
+        raise PerturbODEError("The data have no perturbed conditions: every cell carries the control label",
+                              where=f"{args.data}, obs[{args.perturbation_key!r}]",
+                              fix="Training needs perturbed cells; check the perturbation column and --control")
+    model_opts, train_opts, train_conditions = _explicit_options(args, data)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "model.pt"
-    if args.resume and not ckpt_path.exists():
-        raise PerturbODEError(f"Nothing to resume: {ckpt_path} does not exist", where=str(out),
-                              fix="Run without --resume to start training")
+    resume = None
+    if args.resume:
+        if not ckpt_path.exists():
+            raise PerturbODEError(f"Nothing to resume: {ckpt_path} does not exist", where=str(out),
+                                  fix="Run without --resume to start training")
+        # loaded once; fit continues from it. The saved options stand; what the user gave on the
+        # command line is laid over them and fit refuses what conflicts (naming it)
+        resume = load_checkpoint(ckpt_path, genes=data.gene_names)
+        saved = resume.settings
+        model_cfg = ModelConfig.from_dict({**saved.model_config.to_dict(), **model_opts})
+        train_cfg = TrainConfig.from_dict({**(saved.train_config.to_dict() if saved.train_config else {}),
+                                           **train_opts})
+    else:
+        model_cfg, train_cfg = ModelConfig.from_dict(model_opts), TrainConfig.from_dict(train_opts)
+    if distributed.launched_by_torchrun():
+        # data-parallel: torchrun started one process per device; join its process group
+        train_cfg = dataclasses.replace(train_cfg, device=distributed.init_from_env(train_cfg.device))
+    out.mkdir(parents=True, exist_ok=True)
     main = distributed.is_main()
     if not args.resume and ckpt_path.exists() and main:
         print(f"note: overwriting {ckpt_path} (use --resume to continue it)", file=sys.stderr)
@@ -103,8 +126,7 @@ def run(args) -> int:
 
     try:
         result = fit(data, model_config=model_cfg, train_config=train_cfg, train_conditions=train_conditions,
-                     callback=callback, stop=stop, checkpoint_path=ckpt_path,
-                     resume=ckpt_path if args.resume else None)
+                     callback=callback, stop=stop, checkpoint_path=ckpt_path, resume=resume)
     finally:
         bar.close()
         signal.signal(signal.SIGINT, previous)
@@ -114,7 +136,7 @@ def run(args) -> int:
     distributed.shutdown()
     write_text_atomic(out / "history.csv", result.history.to_csv(index=False))
     edges = grn.model_edges(result.model, top_k=args.top_k)
-    grn.write_edges_csv(edges, out / "grn.csv")
+    edge_io.write_edges_csv(edges, out / "grn.csv")
     state = "stopped early" if result.stopped else "done"
     print(f"{state}: best epoch {result.best_epoch}; wrote {ckpt_path}, {out / 'history.csv'}, {out / 'grn.csv'} "
           f"({len(edges)} edges)")

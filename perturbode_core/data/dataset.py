@@ -176,6 +176,11 @@ class PerturbationData:
         """Perturbed conditions (every condition but the control)."""
         return [c for c in self.conditions if c != self.control]
 
+    def perturbed_genes(self, conditions=None) -> set[str]:
+        """Genes targeted by any perturbation (of ``conditions`` only, when given)."""
+        keep = None if conditions is None else set(conditions)
+        return {iv.gene for c, ivs in self.interventions.items() if keep is None or c in keep for iv in ivs}
+
     def cells_of(self, condition: str) -> np.ndarray:
         """Indices of the cells of ``condition``."""
         return np.flatnonzero(self.labels == condition)
@@ -436,38 +441,3 @@ def describe(data: PerturbationData) -> dict:
     }
 
 
-def split_conditions(data: PerturbationData, holdout: float | int | list[str] = 0.2, *,
-                     seed: int = 0) -> tuple[list[str], list[str]]:
-    """Split perturbed conditions into train and held-out sets (the control is always in train).
-
-    Parameters
-    ----------
-    holdout
-        A fraction (0-1) or a number of conditions drawn at random (seeded), or a list of
-        condition names.
-    seed
-        Seed of the draw.
-
-    Returns
-    -------
-    (train, heldout) condition labels; train starts with the control.
-    """
-    perts = data.perturbations
-    if isinstance(holdout, (list, tuple)):
-        unknown = [h for h in holdout if h not in set(perts)]
-        if unknown:
-            raise PerturbODEError(f"Held-out condition(s) not in the data: {', '.join(map(str, unknown))}",
-                                  where=data.source, fix=f"Choose among: {', '.join(perts[:10])}...")
-        held = list(holdout)
-    else:
-        if isinstance(holdout, float) and not 0 <= holdout < 1:
-            raise PerturbODEError(f"Held-out fraction {holdout} is not in [0, 1)", where="holdout",
-                                  fix="Give e.g. 0.2, or a number of conditions")
-        n = int(round(holdout * len(perts))) if isinstance(holdout, float) else int(holdout)
-        if n >= len(perts):
-            raise PerturbODEError(f"Cannot hold out {n} of {len(perts)} perturbations", where="holdout",
-                                  fix="Keep at least one perturbation for training")
-        rng = np.random.default_rng(seed)
-        held = sorted(rng.choice(perts, size=n, replace=False).tolist()) if n else []
-    train = [data.control] + [c for c in perts if c not in set(held)]
-    return train, held

@@ -14,7 +14,8 @@ from typing import Callable
 import pandas as pd
 
 from perturbode_core.errors import PerturbODEError
-from perturbode_core.datasets.writers import edges_path_for, write_edges_csv, write_h5ad
+from perturbode_core.datasets.writers import edges_path_for, write_h5ad
+from perturbode_core.io.edges import write_edges_csv
 from perturbode_core.datasets.gene_network import GeneNetwork
 from perturbode_core.datasets.network_readers import BUILTIN, builtin_path, read_collectri, read_krumsiek11, read_sergio_dataset
 from perturbode_core.datasets.screen_simulator import TechnicalNoise, simulate_screen

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from perturbode_core.model.field import ModelConfig, PerturbODE
+from perturbode_core.model import ModelConfig, PerturbODE
 
 
 def teacher_model(n_genes: int = 12, *, targets_per_regulator: int = 2, weight: float = 2.0,

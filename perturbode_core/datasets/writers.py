@@ -4,22 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 
-from perturbode_core.io.files import atomic_path, write_text_atomic
+from perturbode_core.io.files import atomic_path
 
 
 def edges_path_for(h5ad_path) -> Path:
     """``data/foo.h5ad`` -> ``data/foo_edges.csv``."""
     path = Path(h5ad_path)
     return path.with_name(path.stem + "_edges.csv")
-
-
-def truth_from_uns(adata) -> pd.DataFrame:
-    """The ground truth stored by the simulator in ``uns["true_edges"]``, as ``source, target, sign``."""
-    t = adata.uns["true_edges"]
-    return pd.DataFrame({"source": [str(s) for s in t["source"]], "target": [str(s) for s in t["target"]],
-                         "sign": [int(s) for s in t["sign"]]})
 
 
 def write_h5ad(adata, path, *, compression: str | None = "gzip") -> Path:
@@ -35,7 +27,3 @@ def write_h5ad(adata, path, *, compression: str | None = "gzip") -> Path:
     return path
 
 
-def write_edges_csv(edges: pd.DataFrame, path) -> Path:
-    """Write ``source,target,sign`` as CSV (atomically)."""
-    write_text_atomic(path, edges[["source", "target", "sign"]].to_csv(index=False, lineterminator="\n"))
-    return Path(path)

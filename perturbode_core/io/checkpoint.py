@@ -16,10 +16,13 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
+from dataclasses import dataclass, field
 
-from perturbode_core.io.files import atomic_path
+import pandas as pd
+
 from perturbode_core.errors import PerturbODEError
-from perturbode_core.model.field import ModelConfig, PerturbODE
+from perturbode_core.io.files import atomic_path, check_input_file
+from perturbode_core.model import ModelConfig, PerturbODE
 
 FORMAT = "perturbode-checkpoint"
 FORMAT_VERSION = 1
@@ -51,7 +54,7 @@ def _plain(value):
 
 
 def save_checkpoint(path, model: PerturbODE, *, state_dict=None, best_state_dict=None, history=None,
-                    train_state=None, data=None, extra: dict | None = None) -> Path:
+                    train_state: dict | None = None, data=None, extra: dict | None = None) -> Path:
     """Write a checkpoint atomically.
 
     Parameters
@@ -102,18 +105,8 @@ def save_checkpoint(path, model: PerturbODE, *, state_dict=None, best_state_dict
     return Path(path)
 
 
-def load_checkpoint(path) -> dict:
-    """Read and check a checkpoint bundle (never runs code from the file)."""
-    path = Path(path)
-    where = str(path)
-    if not path.exists():
-        raise PerturbODEError(f"Checkpoint not found: {path}", where=where, fix="Check the path (RUN_DIR/model.pt)")
-    if path.is_dir():
-        candidate = path / "model.pt"
-        if candidate.exists():
-            path, where = candidate, str(candidate)
-        else:
-            raise PerturbODEError(f"{path} is a folder without model.pt", where=where, fix="Point to the model.pt file")
+def _read_bundle(path: Path, where: str) -> dict:
+    """The checked raw bundle of a checkpoint file (never runs code from the file)."""
     if not zipfile.is_zipfile(path):
         raise PerturbODEError("Not a PerturbODE checkpoint (not a torch zip archive; damaged, truncated or another kind of file)",
                               where=where, fix="Use a model.pt written by PerturbODE's train command or dashboard")
@@ -148,11 +141,98 @@ def load_checkpoint(path) -> dict:
     return bundle
 
 
-def model_from_bundle(bundle: dict, *, which: str = "best") -> PerturbODE:
-    """Build the model stored in a bundle (``which``: ``best`` weights, or ``last`` for resume)."""
-    config = ModelConfig.from_dict(bundle["model_config"])
-    model = PerturbODE(bundle["gene_names"], config)
-    state = bundle["best_state_dict"] if which == "best" and bundle.get("best_state_dict") else bundle["state_dict"]
+
+
+@dataclass(frozen=True)
+class TrainedSettings:
+    """What a model was trained with: its options, the best epoch and which conditions it saw.
+
+    ``train_config`` is None for a model that was never trained by :func:`~perturbode_core.train.fit`
+    (a hand-built model); ``train_conditions`` is None when unknown (then every condition counts as
+    seen: nothing is called held out that might not be).
+    """
+
+    model_config: ModelConfig
+    train_config: object | None = None
+    best_epoch: int | None = None
+    train_conditions: list[str] | None = None
+    val_conditions: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+
+    def seen_conditions(self, data) -> tuple[list[str], list[str]]:
+        """``(fitted, validation)`` conditions of ``data``: what the weights were fitted on and what
+        only picked the best epoch. Unknown training conditions count as all of the data's."""
+        trained = list(data.conditions) if self.train_conditions is None else list(self.train_conditions)
+        val = [c for c in self.val_conditions if c in set(trained)]
+        return [c for c in trained if c not in set(val)], val
+
+    def heldout_conditions(self, data) -> list[str]:
+        """Perturbations of ``data`` the model never saw (neither fitted nor validated on)."""
+        fitted, val = self.seen_conditions(data)
+        seen = set(fitted) | set(val)
+        return [c for c in data.perturbations if c not in seen]
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    """Everything a resumed run needs to continue exactly where the saved one stopped."""
+
+    epoch: int
+    optimizer: dict
+    rng: torch.Tensor
+    best_metric: float | None
+    best_epoch: int | None
+    bad_epochs: int
+    last_state_dict: dict
+    best_state_dict: dict | None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint: the model (best weights), its history and settings, and the state to resume.
+
+    Built only by :func:`load_checkpoint`, which reads the file once and checks it (and, when
+    asked, its genes) once.
+    """
+
+    path: Path
+    model: PerturbODE
+    history: pd.DataFrame
+    settings: TrainedSettings
+    resume_state: ResumeState | None
+    data_info: dict
+    versions: dict
+    extra: dict
+
+    @property
+    def gene_names(self) -> list[str]:
+        """The model's genes."""
+        return list(self.model.gene_names)
+
+    @property
+    def resumable(self) -> bool:
+        """Whether training can continue from this checkpoint."""
+        return self.resume_state is not None
+
+
+def _settings(bundle: dict) -> TrainedSettings:
+    # train imports this module (fit writes checkpoints), so TrainConfig is imported here, on use,
+    # to keep the two packages from importing each other at load time
+    from perturbode_core.train.train_config import TrainConfig
+
+    ts = bundle.get("train_state") or {}
+    cfg = ts.get("train_config")
+    return TrainedSettings(
+        model_config=ModelConfig.from_dict(bundle["model_config"]),
+        train_config=TrainConfig.from_dict(cfg) if cfg else None,
+        best_epoch=ts.get("best_epoch"),
+        train_conditions=[str(c) for c in ts["train_conditions"]] if ts.get("train_conditions") else None,
+        val_conditions=[str(c) for c in ts.get("val_conditions") or []],
+        events=[str(e) for e in (bundle.get("extra") or {}).get("events", [])])
+
+
+def _build_model(bundle: dict, state: dict) -> PerturbODE:
+    model = PerturbODE(bundle["gene_names"], ModelConfig.from_dict(bundle["model_config"]))
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -162,9 +242,57 @@ def model_from_bundle(bundle: dict, *, which: str = "best") -> PerturbODE:
     return model
 
 
-def load_model(path, *, which: str = "best") -> PerturbODE:
-    """Load the model of a checkpoint file (its best weights by default)."""
-    return model_from_bundle(load_checkpoint(path), which=which)
+def load_checkpoint(path, *, genes=None, where: str | None = None) -> Checkpoint:
+    """Read a checkpoint file once, check it, and return it as a :class:`Checkpoint`.
+
+    Parameters
+    ----------
+    path
+        ``model.pt``, or a run folder holding one.
+    genes
+        When given, refuse a checkpoint trained on other genes (the message lists the difference).
+    where
+        How to name the file in messages (default: its path), e.g. "uploaded file model.pt".
+
+    Raises
+    ------
+    PerturbODEError
+        Missing, empty, damaged, truncated or foreign files, files with Python objects that could
+        run code, newer formats, and (with ``genes``) other genes.
+    """
+    path = Path(path)
+    if path.is_dir() and (path / "model.pt").exists():
+        path = path / "model.pt"
+    where = where or str(path)
+    check_input_file(path, kind="Checkpoint", where=where, fix="Check the path (RUN_DIR/model.pt)")
+    bundle = _read_bundle(path, where)
+    if genes is not None:
+        check_genes(bundle, genes, where=where)
+    best = bundle.get("best_state_dict") or bundle["state_dict"]
+    ts = bundle.get("train_state")
+    resume = None
+    if ts and ts.get("optimizer") is not None:
+        resume = ResumeState(epoch=int(ts["epoch"]), optimizer=ts["optimizer"], rng=ts["rng"],
+                             best_metric=ts.get("best_metric"), best_epoch=ts.get("best_epoch"),
+                             bad_epochs=int(ts.get("bad_epochs", 0)), last_state_dict=bundle["state_dict"],
+                             best_state_dict=bundle.get("best_state_dict"))
+    return Checkpoint(path=path, model=_build_model(bundle, best), history=pd.DataFrame(bundle.get("history") or []),
+                      settings=_settings(bundle), resume_state=resume, data_info=dict(bundle.get("data") or {}),
+                      versions=dict(bundle.get("versions") or {}), extra=dict(bundle.get("extra") or {}))
+
+
+def load_model(path, *, genes=None) -> PerturbODE:
+    """The model of a checkpoint file (its best weights); see :func:`load_checkpoint`."""
+    return load_checkpoint(path, genes=genes).model
+
+
+def model_at_last_epoch(ckpt: Checkpoint) -> PerturbODE:
+    """The model with the weights of the last completed epoch (where a resumed run continues)."""
+    if ckpt.resume_state is None:
+        raise PerturbODEError("This checkpoint holds no training state to resume from", where=str(ckpt.path),
+                              fix="Start a new run instead")
+    bundle = {"gene_names": ckpt.gene_names, "model_config": ckpt.model.config.to_dict()}
+    return _build_model(bundle, ckpt.resume_state.last_state_dict)
 
 
 def check_genes(bundle_or_model, gene_names, *, where: str = "checkpoint") -> None:

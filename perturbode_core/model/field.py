@@ -21,164 +21,18 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from perturbode_core._options import OptionsMixin
-from perturbode_core.errors import PerturbODEError, check_choice
+from perturbode_core.data.gene_stats import column_mean_std
 from perturbode_core.data.interventions import Intervention, check_genes, parse_spec
-
-ACTIVATIONS = {
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "softplus": nn.functional.softplus,
-    "relu": torch.relu,
-    "gelu": nn.functional.gelu,
-}
-ALPHA_MODES = ("learned", "fixed")
-ANCHORS = ("control_mean", "control_median", "free")
-SOLVERS = ("rk4", "euler", "midpoint", "explicit_adams", "dopri5", "bosh3", "adaptive_heun", "dopri8")
-FIXED_STEP_SOLVERS = ("rk4", "euler", "midpoint", "explicit_adams")
-
-
-def default_n_modules(n_genes: int, n_perturbed: int | None = None) -> int:
-    """The default number of modules K.
-
-    Small networks (<= 64 genes): K = p (K ~ 0.5-1x genes worked best). Larger ones: about the
-    number of perturbed genes (1.1x, at least 16, at most p and 512). A module's effect is only
-    identifiable through perturbations, and more modules than that made the network collapse: on
-    the 264-gene atlas (41 perturbed TFs) AUPR was 0.37 at K = 48 but 0.02 at K = 96 and 132; on
-    SERGIO DS2 (400 genes, 37 knockouts) 0.24 at K = 40 but 0.01 at K = 64 and 200. Without
-    perturbation counts (a model built by hand): p/2, at least 64, at most 512.
-    """
-    if n_genes <= 64:
-        return max(2, n_genes)
-    if n_perturbed:
-        return int(min(n_genes, 512, max(16, round(1.1 * n_perturbed))))
-    return int(min(512, max(64, n_genes // 2)))
-
-
-def column_mean_std(X, rows=None, *, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """Per-gene mean and (population) standard deviation of ``X[rows]``, read in row chunks.
-
-    ``X[rows].std(0)`` would copy the selected rows and then make two more full-size
-    temporaries; for a 100,000 x 10,000 matrix that is 12 GB on top of the data. Chunks keep the
-    extra memory to a few MB and work on memory-mapped (backed) matrices too. Two passes (mean,
-    then squared deviations) in float64 for accuracy.
-    """
-    n_rows = X.shape[0] if rows is None else len(rows)
-    p = X.shape[1]
-    if n_rows == 0:
-        return np.zeros(p, np.float32), np.zeros(p, np.float32)
-
-    def chunks():
-        for s in range(0, n_rows, chunk):
-            idx = slice(s, min(s + chunk, n_rows)) if rows is None else rows[s:s + chunk]
-            yield np.asarray(X[idx], dtype=np.float64)
-
-    total = np.zeros(p)
-    for block in chunks():
-        total += block.sum(0)
-    mean = total / n_rows
-    ss = np.zeros(p)
-    for block in chunks():
-        # not in place: for float64 input without row selection, the block is a view of X
-        block = block - mean
-        ss += np.einsum("ij,ij->j", block, block)
-    sd = np.sqrt(ss / n_rows) if n_rows > 1 else np.zeros(p)
-    return mean.astype(np.float32), sd.astype(np.float32)
-
-
-@dataclass
-class ModelConfig(OptionsMixin):
-    """Options of the vector field (all JSON-able; stored in checkpoints).
-
-    Attributes
-    ----------
-    n_modules
-        Number of hidden units K (gene modules). ``None``: :func:`default_n_modules`.
-    activation
-        Module non-linearity: one of ``sigmoid`` (default, the paper's), ``tanh``, ``softplus``,
-        ``relu``, ``gelu``.
-    alpha_mode
-        ``learned`` (alpha >= 0 per module, softplus-parametrised) or ``fixed`` (all ones).
-    anchor
-        How the basal rate c is set. ``control_mean`` (default) / ``control_median``: c is
-        recomputed at every evaluation so that the measured control state is a fixed point of the
-        unperturbed field (f(z_control) = 0); the network then only has to explain what
-        perturbations change. ``free``: c is learned (initialised so that f(z_control) = 0).
-    horizon
-        Integration time T for steady-state data (in units of the initial decay time 1/gamma).
-        The default 10 spans several decay times so perturbed states settle.
-    solver, step_size, rtol, atol, adjoint
-        torchdiffeq options. Fixed-step ``rk4`` is the fast default (matched dopri5 in accuracy);
-        ``step_size`` should stay below 1/gamma. ``adjoint`` uses ``odeint_adjoint`` (less memory,
-        more time).
-    shift_delta
-        Default strength delta of an overexpression, in standardised units per unit time (the
-        paper's 1).
-    learn_shift
-        Learn delta per overexpressed target (targets never seen in training keep the default).
-    shift_shrinkage
-        L2 penalty pulling learned log-deltas to the default.
-    init_scale
-        Standard deviation of the initial weights of A and B (times 1/sqrt(fan-in)).
-    learn_decay
-        Learn gamma per gene (initialised at 1).
-    checkpoint_steps
-        Gradient checkpointing of the fixed-step solvers: keep only the state at each solver
-        step and recompute the stages in the backward pass. Activation memory drops from
-        ~(4 x steps) to ~(steps + 4) cell x gene tensors for one more forward pass (~+30% time);
-        what lets 10,000-gene models train with large batches.
-    """
-
-    _options_name: ClassVar[str] = "model"  # for error messages (not a field)
-
-    n_modules: int | None = None
-    activation: str = "sigmoid"
-    alpha_mode: str = "learned"
-    anchor: str = "control_mean"
-    horizon: float = 10.0
-    solver: str = "rk4"
-    step_size: float = 0.5
-    rtol: float = 1e-4
-    atol: float = 1e-5
-    adjoint: bool = False
-    shift_delta: float = 1.0
-    learn_shift: bool = False
-    shift_shrinkage: float = 1e-2
-    init_scale: float = 0.5
-    learn_decay: bool = True
-    checkpoint_steps: bool = False
-
-    def validate(self) -> "ModelConfig":
-        """Check every option; raise :class:`PerturbODEError` naming the bad one and the valid choices.
-
-        Returns
-        -------
-        ModelConfig
-            Itself, for chaining.
-        """
-        check_choice("activation", self.activation, tuple(ACTIVATIONS))
-        check_choice("alpha_mode", self.alpha_mode, ALPHA_MODES)
-        check_choice("anchor", self.anchor, ANCHORS)
-        check_choice("solver", self.solver, SOLVERS)
-        for name in ("horizon", "step_size", "rtol", "atol", "init_scale"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise PerturbODEError(f"Option {name} must be a positive number, got {value!r}",
-                                      where=f"option '{name}'", fix="Give a positive number")
-        if self.n_modules is not None and (not isinstance(self.n_modules, int) or self.n_modules < 1):
-            raise PerturbODEError(f"n_modules must be a positive integer, got {self.n_modules!r}",
-                                  where="option 'n_modules'", fix="Give e.g. 32, or leave it empty for the default")
-        if self.shift_delta < 0:
-            raise PerturbODEError("shift_delta must be >= 0", where="option 'shift_delta'", fix="Give e.g. 1")
-        return self
-
-
+from perturbode_core.errors import PerturbODEError, check_choice
+from perturbode_core.model import solvers
+from perturbode_core.model.activations import get_activation
+from perturbode_core.model.kernel import FieldConstants, field_value
+from perturbode_core.model.model_config import ModelConfig
 
 @dataclass
 class InterventionBatch:
@@ -229,13 +83,11 @@ class PerturbODE(nn.Module):
     def __init__(self, gene_names, config: ModelConfig | None = None, *, mean=None, scale=None,
                  control_level=None, seed: int = 0):
         super().__init__()
-        config = (config or ModelConfig()).validate()
         gene_names = [str(g) for g in gene_names]
         p = len(gene_names)
         if p == 0:
             raise PerturbODEError("A model needs at least one gene", fix="Load data with genes")
-        if config.n_modules is None:
-            config = ModelConfig.from_dict({**config.to_dict(), "n_modules": default_n_modules(p)})
+        config = (config or ModelConfig()).resolved_for(p)
         self.config = config
         self.gene_names = gene_names
         self.gene_index = {g: i for i, g in enumerate(gene_names)}
@@ -261,7 +113,7 @@ class PerturbODE(nn.Module):
         if config.anchor == "free":
             with torch.no_grad():
                 self.c.copy_(self._anchored_c())
-        self._sigma = ACTIVATIONS[config.activation]
+        self._sigma = get_activation(config.activation).torch_fn
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -273,13 +125,7 @@ class PerturbODE(nn.Module):
         """
         rows = None if conditions is None else np.flatnonzero(np.isin(data.labels, list(conditions)))
         ctrl = data.control_cells()
-        config = config or ModelConfig()
-        if config.n_modules is None:
-            used = data.interventions if conditions is None else \
-                {c: v for c, v in data.interventions.items() if c in set(conditions)}
-            perturbed = {iv.gene for ivs in used.values() for iv in ivs}
-            config = ModelConfig.from_dict({**config.to_dict(),
-                                            "n_modules": default_n_modules(data.n_genes, len(perturbed))})
+        config = (config or ModelConfig()).resolved_for(data.n_genes, len(data.perturbed_genes(conditions)))
         level = np.median(ctrl, axis=0) if config.anchor == "control_median" else ctrl.mean(0)
         mean, sd = column_mean_std(data.X, rows)
         # floor the scale so that genes with (almost) no variance do not explode in z units
@@ -392,7 +238,7 @@ class PerturbODE(nn.Module):
             z = z * batch.activity + (batch.activity - 1.0) * (self.mean / self.scale)
         return z @ self.B.T + self.b
 
-    def field_constants(self, batch: InterventionBatch | None = None) -> "_FieldConstants":
+    def field_constants(self, batch: InterventionBatch | None = None) -> "FieldConstants":
         """Everything in f that does not depend on the state, computed once per solve.
 
         The straightforward field recomputed alpha, gamma, the anchored basal rate c (a p x K
@@ -421,12 +267,12 @@ class PerturbODE(nn.Module):
             if batch.has_activity:
                 act = batch.activity
                 act_off = (batch.activity - 1.0) * (self.mean / self.scale)
-        return _FieldConstants(BT=self.B.T, b=self.b, AT=(self.A * self.alpha).T, gamma=gamma, bias=bias,
+        return FieldConstants(BT=self.B.T, b=self.b, AT=(self.A * self.alpha).T, gamma=gamma, bias=bias,
                                keep=keep, act=act, act_off=act_off, sigma=self._sigma)
 
     def vector_field(self, z: torch.Tensor, batch: InterventionBatch | None = None) -> torch.Tensor:
         """f(z) for a state of shape (C, n, p) (or (n, p) with no interventions)."""
-        return _field(z, self.field_constants(batch))
+        return field_value(z, self.field_constants(batch))
 
     def integrate(self, z0: torch.Tensor, batch: InterventionBatch, times, *, noise: float = 0.0,
                   generator: torch.Generator | None = None, noise_rows: tuple[int, int] | None = None,
@@ -461,58 +307,24 @@ class PerturbODE(nn.Module):
         -------
         Tensor (len(times), C, n, p).
         """
-        check_choice("precision", precision, PRECISIONS)
+        check_choice("precision", precision, solvers.PRECISIONS)
         C = batch.n_conditions
-        dev = self.A.device
-        z0 = z0.to(dev)
+        z0 = z0.to(self.A.device)
         if z0.dim() == 2:
             z0 = z0.unsqueeze(0).expand(C, *z0.shape)
         t = [float(v) for v in torch.as_tensor(times, dtype=torch.float64).tolist()]
         consts = self.field_constants(batch)
         if precision == "bfloat16":
             consts = consts.bf16()
-        if noise > 0:
-            return self._euler_maruyama(z0, consts, t, noise, generator, noise_rows)
         cfg = self.config
-        if cfg.solver in _FAST_STEPS:
-            step = _compiled_step(cfg.solver) if compile else _FAST_STEPS[cfg.solver]
-            return _fixed_grid(z0.contiguous(), consts, t, cfg.step_size, step,
-                               checkpoint=cfg.checkpoint_steps and torch.is_grad_enabled())
-        func = _Field(consts)
-        tt = torch.as_tensor(t, dtype=torch.float32, device=dev)
-        kwargs = {"method": cfg.solver}
-        if cfg.solver in FIXED_STEP_SOLVERS:
-            kwargs["options"] = {"step_size": cfg.step_size}
-        else:
-            kwargs.update(rtol=cfg.rtol, atol=cfg.atol)
-        if cfg.adjoint:
-            from torchdiffeq import odeint_adjoint
-
-            # the adjoint recomputes f backwards in time, so it needs the field to read the
-            # parameters itself rather than constants captured before the solve
-            return odeint_adjoint(_LiveField(self, batch), z0.contiguous(), tt,
-                                  adjoint_params=tuple(p for p in self.parameters() if p.requires_grad), **kwargs)
-        from torchdiffeq import odeint
-
-        return odeint(func, z0.contiguous(), tt, **kwargs)
-
-    def _euler_maruyama(self, z0, consts, t, noise, generator, noise_rows=None):
-        # torchdiffeq solves ODEs only; the diffusion regularisation needs an SDE step, and a
-        # fixed-step Euler-Maruyama loop is all it takes (no extra dependency such as torchsde).
-        dt = float(self.config.step_size)
-        out = [z0]
-        z = z0
-        C = z0.shape[0]
-        for h, n_sub in _substeps(t, dt):
-            for _ in range(n_sub):
-                if noise_rows is None:
-                    eps = torch.randn(z.shape, generator=generator)
-                else:
-                    total, first = noise_rows
-                    eps = torch.randn((total, *z.shape[1:]), generator=generator)[first:first + C]
-                z = z + h * _field(z, consts) + (noise * math.sqrt(h)) * eps.to(z.device)
-            out.append(z)
-        return torch.stack(out)
+        if noise > 0:
+            return solvers.euler_maruyama(z0, consts, t, step_size=cfg.step_size, noise=noise, generator=generator,
+                                          noise_rows=noise_rows)
+        adjoint = _LiveField(self, batch) if cfg.adjoint else None
+        return solvers.solve(z0, consts, t, solver=cfg.solver, step_size=cfg.step_size, rtol=cfg.rtol, atol=cfg.atol,
+                             compile=compile, checkpoint=cfg.checkpoint_steps and torch.is_grad_enabled(),
+                             adjoint_field=adjoint,
+                             adjoint_params=[p for p in self.parameters() if p.requires_grad] if adjoint else ())
 
     # ------------------------------------------------------------------ convenience
     @torch.no_grad()
@@ -561,10 +373,7 @@ class PerturbODE(nn.Module):
 
     def activation_derivative(self, u: torch.Tensor) -> torch.Tensor:
         """sigma'(u) of the module non-linearity (for the average-Jacobian alpha)."""
-        u = u.detach().requires_grad_(True)
-        with torch.enable_grad():
-            (g,) = torch.autograd.grad(self._sigma(u).sum(), u)
-        return g
+        return get_activation(self.config.activation).derivative(u)
 
 
 class _LiveField(nn.Module):
@@ -578,141 +387,4 @@ class _LiveField(nn.Module):
     def forward(self, t, z):
         return self.model.vector_field(z, self.batch)
 
-
-@dataclass
-class _FieldConstants:
-    """State-independent parts of f for one solve (see :meth:`PerturbODE.field_constants`)."""
-
-    BT: torch.Tensor               # (p, K)   B transposed
-    b: torch.Tensor                # (K,)
-    AT: torch.Tensor               # (K, p)   (A diag(alpha)) transposed
-    gamma: torch.Tensor            # (p,)
-    bias: torch.Tensor             # (p,) or (C, 1, p): basal rate + shifts (+ gamma * level where clamped)
-    keep: torch.Tensor | None      # (C, 1, p) 0 where clamped, else 1 (None: no clamp)
-    act: torch.Tensor | None       # (C, 1, p) activity factors (None: none)
-    act_off: torch.Tensor | None
-    sigma: object
-    lowp: bool = False
-
-    def bf16(self) -> "_FieldConstants":
-        # contiguous: oneDNN's AMX kernels are only picked for plain row-major bf16 operands
-        return _FieldConstants(self.BT.to(torch.bfloat16).contiguous(), self.b, self.AT.to(torch.bfloat16).contiguous(),
-                               self.gamma, self.bias,
-                               self.keep, self.act, self.act_off, self.sigma, True)
-
-
-def _field(z: torch.Tensor, k: _FieldConstants) -> torch.Tensor:
-    """f(z) from precomputed constants: 2 GEMMs over all conditions x cells at once, a sigmoid, and
-    two fused multiply-adds over the (C, n, p) state."""
-    shape = z.shape
-    zin = z if k.act is None else torch.addcmul(k.act_off, z, k.act)
-    z2 = zin.reshape(-1, shape[-1])
-    if k.lowp:
-        u = (z2.to(torch.bfloat16) @ k.BT).float() + k.b
-        r = (k.sigma(u).to(torch.bfloat16) @ k.AT).float()
-    else:
-        u = torch.addmm(k.b, z2, k.BT)
-        r = torch.mm(k.sigma(u), k.AT)
-    r = r.view(shape)
-    f = r + k.bias if k.keep is None else torch.addcmul(k.bias, r, k.keep)
-    # in place on a fresh tensor no backward needs: saves an allocation (a page-faulting mmap
-    # for large states) and a pass over memory
-    return f.addcmul_(k.gamma, z, value=-1.0)
-
-
-class _Field(nn.Module):
-    """Binds precomputed field constants for torchdiffeq (which calls func(t, y))."""
-
-    def __init__(self, consts: _FieldConstants):
-        super().__init__()
-        self.consts = consts
-
-    def forward(self, t, z):
-        return _field(z, self.consts)
-
-
-def _substeps(t: list[float], dt: float):
-    """(h, n) per output interval: n equal steps of size h <= dt that land exactly on each time."""
-    for t0, t1 in zip(t[:-1], t[1:]):
-        span = t1 - t0
-        n = max(1, math.ceil(span / dt - 1e-6))
-        yield span / n, n
-
-
-# Fixed-step solvers written out here instead of calling torchdiffeq for them: torchdiffeq's
-# fixed grid uses the 3/8-rule RK4 (3 extra passes over the state per step), interpolates outputs
-# that fall between grid points, and cannot checkpoint per step; these are the textbook tableaus
-# with each stage input one fused add, outputs landing exactly on the requested times, and an
-# in-place path when no gradient is needed (simulation).
-def _step_euler(z, h, k):
-    return torch.add(z, _field(z, k), alpha=h)
-
-
-def _step_midpoint(z, h, k):
-    k1 = _field(z, k)
-    return torch.add(z, _field(torch.add(z, k1, alpha=h / 2), k), alpha=h)
-
-
-def _step_rk4(z, h, k):
-    k1 = _field(z, k)
-    k2 = _field(torch.add(z, k1, alpha=h / 2), k)
-    k3 = _field(torch.add(z, k2, alpha=h / 2), k)
-    k4 = _field(torch.add(z, k3, alpha=h), k)
-    if torch.is_grad_enabled():
-        acc = torch.add(k1, k4).add_(torch.add(k2, k3), alpha=2.0)
-    else:
-        acc = k1.add_(k4).add_(k2.add_(k3), alpha=2.0)
-    return torch.add(z, acc, alpha=h / 6)
-
-
-_FAST_STEPS = {"euler": _step_euler, "midpoint": _step_midpoint, "rk4": _step_rk4}
-PRECISIONS = ("float32", "bfloat16")
-_COMPILED: dict = {}
-
-
-def _compiled_step(solver: str):
-    """The solver step through torch.compile (inductor fuses its elementwise ops, forward and
-    backward, into a few C++ loops; the GEMMs stay in oneDNN/MKL). Falls back to the eager step,
-    with a warning, where compilation is impossible (no C++ compiler, unsupported platform)."""
-    if solver not in _COMPILED:
-        compiled = torch.compile(_FAST_STEPS[solver], dynamic=False)
-        eager = _FAST_STEPS[solver]
-        state = {"ok": None}
-
-        def step(z, h, k):
-            if state["ok"] is False:
-                return eager(z, h, k)
-            try:
-                out = compiled(z, h, k)
-                state["ok"] = True
-                return out
-            except Exception as exc:  # inductor/dynamo raise many types when no compiler is usable
-                if state["ok"]:
-                    raise
-                import warnings
-
-                warnings.warn(f"torch.compile is not usable here ({type(exc).__name__}); running eagerly",
-                              stacklevel=3)
-                state["ok"] = False
-                return eager(z, h, k)
-
-        _COMPILED[solver] = step
-    return _COMPILED[solver]
-
-
-def _fixed_grid(z0, consts, t, dt, step, *, checkpoint=False):
-    out = [z0]
-    z = z0
-    for h, n in _substeps(t, dt):
-        for _ in range(n):
-            if checkpoint:
-                from torch.utils.checkpoint import checkpoint as ckpt
-
-                # the constants are closed over: their graph (to A, B, gamma...) is recorded once,
-                # outside the checkpoint, and gradients reach them through the recomputation
-                z = ckpt(step, z, h, consts, use_reentrant=False)
-            else:
-                z = step(z, h, consts)
-        out.append(z)
-    return torch.stack(out)
 

@@ -10,7 +10,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from perturbode_core.plots.style import MODULE_PALETTE, NODE_STATUS_COLORS, SIGN_COLORS, TRUTH_STYLES
-from perturbode_core.tools.network_view import as_edge_table, classify_edges
+from perturbode_core.io.edges import as_edge_frame
+from perturbode_core.tools.network_view import classify_edges
 
 
 def network_layout(graph: nx.Graph, *, method: str = "spring", seed: int = 0) -> dict:
@@ -84,7 +85,7 @@ def network_figure(edges, *, genes=None, node_groups: dict | None = None, truth=
     labels
         Show gene names on the nodes (default: when at most 80 genes are drawn).
     """
-    df = as_edge_table(edges)
+    df = as_edge_frame(edges)
     shown = list(dict.fromkeys(list(df["source"]) + list(df["target"]) + [str(g) for g in (genes or [])]))
     if truth is not None:
         tr = pd.DataFrame(truth)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from perturbode_core.errors import PerturbODEError, check_choice
+from perturbode_core.model.activations import get_activation
 
 __all__ = [
     "ModuleWeights",
@@ -47,22 +48,6 @@ __all__ = [
 
 SELECTION_METHODS = ("top_n", "share", "threshold")
 ROLES = ("both", "regulators", "targets")
-
-# numpy versions of the model's activation registry (model.ACTIVATIONS holds the torch ones)
-_ACTIVATIONS = {
-    "sigmoid": lambda u: 0.5 * (1.0 + np.tanh(0.5 * u)),  # tanh form: no overflow for large |u|
-    "tanh": np.tanh,
-    "softplus": lambda u: np.logaddexp(0.0, u),
-    "relu": lambda u: np.maximum(u, 0.0),
-    "gelu": lambda u: 0.5 * u * (1.0 + _erf(u / np.sqrt(2.0))),
-}
-
-
-def _erf(x):
-    from scipy.special import erf
-
-    return erf(x)
-
 
 def module_label(k) -> str:
     """The display name of module ``k`` (``M{k}``, 0-based like the weight matrices)."""
@@ -117,7 +102,7 @@ class ModuleWeights:
                     raise PerturbODEError(f"{name} has {v.size} values for {p} genes", where="module weights",
                                           fix=f"Give one {name} per gene")
                 object.__setattr__(self, name, v)
-        check_choice("activation", self.activation, tuple(_ACTIVATIONS))
+        get_activation(self.activation)
 
     @property
     def n_genes(self) -> int:
@@ -391,7 +376,6 @@ def module_activity(Z, B, b, *, activation: str = "sigmoid") -> np.ndarray:
     numpy.ndarray
         (n_cells, K) activities (in (0, 1) for the sigmoid).
     """
-    check_choice("activation", activation, tuple(_ACTIVATIONS))
     B = np.asarray(B, dtype=float)
     b = np.zeros(B.shape[0]) if b is None else np.asarray(b, dtype=float).reshape(-1)
     Z = np.asarray(Z, dtype=float)
@@ -400,7 +384,7 @@ def module_activity(Z, B, b, *, activation: str = "sigmoid") -> np.ndarray:
     if Z.ndim != 2 or Z.shape[1] != B.shape[1]:
         raise PerturbODEError(f"Expression has {Z.shape[-1]} genes but the model has {B.shape[1]}",
                               where="module activity", fix="Pass cells x genes in the model's gene order")
-    return _ACTIVATIONS[activation](Z @ B.T + b)
+    return get_activation(activation).numpy_fn(Z @ B.T + b)
 
 
 def condition_activity(Z, labels, B, b, *, activation: str = "sigmoid") -> pd.DataFrame:

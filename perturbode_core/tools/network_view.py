@@ -8,26 +8,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-
-
-# ----------------------------------------------------------------------------------------- helpers
-def as_edge_table(edges) -> pd.DataFrame:
-    """A copy of an edge table with string genes, float weights and an integer sign."""
-    df = pd.DataFrame(edges).copy()
-    missing = {"source", "target"} - set(df.columns)
-    if missing:
-        from perturbode_core.errors import PerturbODEError
-
-        raise PerturbODEError(f"Edge table lacks column(s) {', '.join(sorted(missing))}", where="network figure",
-                              fix="Pass a table with columns source, target, weight")
-    df["source"] = df["source"].astype(str)
-    df["target"] = df["target"].astype(str)
-    if "weight" not in df:
-        df["weight"] = 1.0
-    df["weight"] = pd.to_numeric(df["weight"], errors="coerce").fillna(0.0).astype(float)
-    if "sign" not in df:
-        df["sign"] = np.sign(df["weight"]).astype(int)
-    return df.reset_index(drop=True)
+from perturbode_core.io.edges import as_edge_frame
 
 
 def classify_edges(edges, truth) -> pd.DataFrame:
@@ -47,7 +28,7 @@ def classify_edges(edges, truth) -> pd.DataFrame:
         true edges that were not predicted (``missed``, weight 0, sign 0). Every true edge passed
         in can be ``missed``: the caller chooses the gene universe by filtering ``truth`` first.
     """
-    pred = as_edge_table(edges)
+    pred = as_edge_frame(edges)
     t = pd.DataFrame(truth)[["source", "target"]].astype(str).drop_duplicates()
     t = t[t["source"] != t["target"]]
     true_pairs = set(zip(t["source"], t["target"]))
@@ -84,7 +65,7 @@ def neighbourhood_edges(edges, gene: str, *, hops: int = 1, direction: str = "bo
     from perturbode_core.errors import check_choice
 
     check_choice("direction", direction, ("both", "upstream", "downstream"))
-    df = as_edge_table(edges)
+    df = as_edge_frame(edges)
     genes = set(df["source"]) | set(df["target"])
     if gene not in genes:
         folded = {g.casefold(): g for g in genes}

@@ -18,14 +18,16 @@ import datetime as _dt
 import html
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from perturbode_core.io.edges import edge_table
 from perturbode_core.io.files import write_text_atomic
 from perturbode_core.errors import PerturbODEError, check_choice
 
-__all__ = ["build_report", "figure_bytes", "browser_path", "IMAGE_FORMATS"]
+__all__ = ["ReportInputs", "build_report", "figure_bytes", "browser_path", "IMAGE_FORMATS"]
 
 IMAGE_FORMATS = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
 _HTML_MIME = "text/html"
@@ -178,183 +180,257 @@ def _fmt(v) -> str:
     return "" if v is None else str(v)
 
 
-def _as_dict(cfg) -> dict | None:
-    if cfg is None:
-        return None
-    if hasattr(cfg, "to_dict"):
-        return cfg.to_dict()
-    return dict(cfg)
+@dataclass
+class ReportInputs:
+    """Everything a report can hold; a section appears when its content is given (or derivable).
+
+    Attributes
+    ----------
+    title, notes
+        The report's title and free text shown at the top.
+    data, dataset_summary
+        A :class:`~perturbode_core.data.dataset.PerturbationData` and/or its
+        :func:`~perturbode_core.data.dataset.describe` dict (derived from ``data`` when absent).
+    model, settings, history
+        The trained model, what it was trained with
+        (:class:`~perturbode_core.io.checkpoint.TrainedSettings`) and its per-epoch history.
+    edges, top_k, truth, network_figure
+        The network's edge table (derived from ``model`` when absent; the top ``top_k`` shown),
+        known edges for the overlay, or a ready figure.
+    modules, enrichment, module_figures
+        Module summary table, enrichment table, and module / enrichment figures.
+    simulations
+        ``{label: effect table}`` from :func:`~perturbode_core.tools.simulate.effect_table`.
+    network_score, prediction_score, stability
+        Typed results of :mod:`~perturbode_core.tools.evaluate` (a
+        :class:`~perturbode_core.tools.evaluate.NetworkScore`, a
+        :class:`~perturbode_core.tools.evaluate.PredictionScore`, whose title and note say what
+        was held out and what is in-sample, and a :func:`~perturbode_core.tools.evaluate.stability_summary`).
+    metrics, metric_notes
+        More ``{section title: table}`` (one row per method, column ``method``); bar charts put the
+        model beside the baselines. ``metric_notes[title]`` is printed under its title.
+    figures
+        ``{title: figure}`` appended in an "Other figures" section.
+    versions
+        Package versions (default: :func:`~perturbode_core.io.checkpoint.package_versions`).
+    """
+
+    title: str = "PerturbODE report"
+    notes: str | None = None
+    data: object | None = None
+    dataset_summary: dict | None = None
+    model: object | None = None
+    settings: object | None = None
+    history: pd.DataFrame | None = None
+    edges: pd.DataFrame | None = None
+    top_k: int = 50
+    truth: pd.DataFrame | None = None
+    network_figure: object | None = None
+    modules: pd.DataFrame | None = None
+    enrichment: pd.DataFrame | None = None
+    module_figures: list = field(default_factory=list)
+    simulations: dict = field(default_factory=dict)
+    network_score: object | None = None
+    prediction_score: object | None = None
+    stability: dict | None = None
+    metrics: dict = field(default_factory=dict)
+    metric_notes: dict = field(default_factory=dict)
+
+    def metric_tables(self) -> tuple[dict, dict]:
+        """``({title: table}, {title: note})`` of every metric section, the typed scores first."""
+        tables, notes = {}, {}
+        if self.network_score is not None:
+            tables[self.network_score.title] = self.network_score.table
+            notes[self.network_score.title] = self.network_score.note
+        if self.prediction_score is not None:
+            tables[self.prediction_score.title] = self.prediction_score.summary
+            notes[self.prediction_score.title] = self.prediction_score.note
+        if self.stability and "spread" in self.stability:
+            title = "Stability over seeds (network metrics)"
+            tables[title] = self.stability["spread"].reset_index(names="metric")
+            notes[title] = f"{self.stability['n_runs']} runs with different seeds: mean and spread of each metric."
+        tables.update(self.metrics)
+        notes.update(self.metric_notes)
+        return tables, notes
+    figures: dict = field(default_factory=dict)
+    versions: dict | None = None
 
 
-def build_report(path=None, *, title: str = "PerturbODE report", data=None, dataset_summary: dict | None = None,
-                 model=None, model_config=None, train_config=None, history=None, best_epoch: int | None = None,
-                 edges: pd.DataFrame | None = None, top_k: int = 50, truth=None, network_figure=None,
-                 modules: pd.DataFrame | None = None, enrichment: pd.DataFrame | None = None,
-                 module_figures=None, simulations: dict | None = None, metrics=None, metric_figures=None,
-                 figures: dict | None = None, seed: int | None = None, versions: dict | None = None,
-                 notes: str | None = None) -> str:
+def _dataset_section(doc: _Doc, r: ReportInputs) -> None:
+    summary = r.dataset_summary
+    if summary is None and r.data is not None:
+        from perturbode_core.data.dataset import describe
+
+        summary = describe(r.data)
+    if not summary:
+        return
+    doc.section("dataset", "Dataset")
+    doc.kv({k: v for k, v in summary.items() if not isinstance(v, pd.DataFrame)})
+    per = summary.get("per_condition")
+    if isinstance(per, pd.DataFrame):
+        doc.h3("Cells per condition")
+        doc.table(per, max_rows=60)
+
+
+def _training_section(doc: _Doc, r: ReportInputs) -> None:
+    from perturbode_core import plots
+
+    settings = r.settings
+    mc = settings.model_config.to_dict() if settings is not None else \
+        (r.model.config.to_dict() if r.model is not None else None)
+    tc = settings.train_config.to_dict() if settings is not None and settings.train_config is not None else None
+    hist = None if r.history is None else pd.DataFrame(r.history)
+    if not (mc or tc or (hist is not None and not hist.empty)):
+        return
+    doc.section("training", "Training")
+    # the two settings tables side by side: they are long and narrow
+    doc.parts.append('<div class="cols">')
+    for name, cfg in (("Training settings", tc), ("Model settings", mc)):
+        if cfg:
+            doc.parts.append("<div>")
+            doc.h3(name)
+            doc.kv(cfg)
+            doc.parts.append("</div>")
+    doc.parts.append("</div>")
+    if settings is not None and settings.train_conditions is not None and r.data is not None:
+        held = settings.heldout_conditions(r.data)
+        doc.p(f"Trained on {len(settings.train_conditions) - 1} perturbations"
+              + (f" (of which {len(settings.val_conditions)} only chose the best epoch: "
+                 f"{', '.join(settings.val_conditions)})" if settings.val_conditions else "")
+              + (f"; never shown: {', '.join(held)}." if held else "; every perturbation of the data was seen."),
+              cls="meta")
+    best_epoch = settings.best_epoch if settings is not None else None
+    if hist is not None and not hist.empty:
+        doc.figure(plots.loss_figure(hist, best_epoch=best_epoch, title="Loss by epoch"), "loss-figure")
+        if best_epoch is not None:
+            doc.p(f"Kept the model of epoch {best_epoch} (lowest validation loss when a validation set was used).",
+                  cls="meta")
+
+
+def _network_section(doc: _Doc, r: ReportInputs) -> None:
+    from perturbode_core import plots
+
+    edges, G = r.edges, None
+    if r.model is not None:
+        from perturbode_core.tools.grn import grn_matrix
+
+        G = grn_matrix(r.model)
+        if edges is None:
+            edges = edge_table(G, r.model.gene_names, top_k=r.top_k)
+    figure = r.network_figure
+    if edges is None and figure is None:
+        return
+    doc.section("network", "Gene regulatory network")
+    if figure is None and len(edges):
+        shown = pd.DataFrame(edges).head(r.top_k)
+        figure = plots.network_figure(shown, truth=r.truth, title=f"Top {len(shown)} edges"
+                                      + (" vs. the known network" if r.truth is not None else ""))
+    doc.p("Edges point from regulator to target; blue activates, orange represses, wider is stronger. "
+          "Hover an arrow for the weight.", cls="meta")
+    doc.figure(figure, "network-figure")
+    if edges is not None:
+        doc.h3("Strongest edges")
+        doc.table(pd.DataFrame(edges), max_rows=r.top_k)
+    if G is not None:
+        doc.figure(plots.g_heatmap(G, r.model.gene_names), "g-heatmap")
+
+
+def _modules_section(doc: _Doc, r: ReportInputs) -> None:
+    if r.modules is None and r.enrichment is None and not r.module_figures:
+        return
+    doc.section("modules", "Modules and enrichment")
+    if r.modules is not None:
+        doc.h3("Modules")
+        doc.table(r.modules, max_rows=60)
+    for i, f in enumerate(r.module_figures):
+        doc.figure(f, f"module-figure-{i}")
+    if r.enrichment is not None:
+        doc.h3("Enrichment")
+        doc.table(r.enrichment, max_rows=60)
+
+
+def _simulations_section(doc: _Doc, r: ReportInputs) -> None:
+    from perturbode_core import plots
+
+    if not r.simulations:
+        return
+    doc.section("simulations", "Simulations")
+    for i, (label, table) in enumerate(r.simulations.items()):
+        doc.h3(label)
+        t = pd.DataFrame(table)
+        if "gene" in t and "z_change" in t:
+            doc.figure(plots.effect_figure(t, top=20, title=f"Largest effects of {label}"), f"simulation-{i}")
+        doc.table(t, max_rows=25)
+
+
+def _metrics_section(doc: _Doc, r: ReportInputs) -> None:
+    from perturbode_core import plots
+
+    tables, notes = r.metric_tables()
+    if not tables:
+        return
+    doc.section("metrics", "Accuracy, with baselines")
+    for i, (name, table) in enumerate(tables.items()):
+        t = pd.DataFrame(table)
+        doc.h3(name)
+        if notes.get(name):
+            doc.p(notes[name], cls="meta")
+        numeric = [c for c in t.columns if c != "method" and pd.api.types.is_numeric_dtype(t[c])
+                   and not c.startswith("n_") and c != "seconds"]
+        if "method" in t and numeric:
+            doc.figure(plots.metric_bar_figure(t, metrics=numeric[:8]), f"metrics-figure-{i}")
+        doc.table(t, max_rows=40)
+
+
+def _figures_section(doc: _Doc, r: ReportInputs) -> None:
+    if not r.figures:
+        return
+    doc.section("figures", "Other figures")
+    for i, (name, f) in enumerate(r.figures.items()):
+        doc.h3(name)
+        doc.figure(f, f"extra-{i}")
+
+
+def _reproducibility_section(doc: _Doc, r: ReportInputs) -> None:
+    versions = r.versions
+    if versions is None:
+        from perturbode_core.io.checkpoint import package_versions
+
+        versions = package_versions()
+    tc = r.settings.train_config if r.settings is not None else None
+    seed = tc.seed if tc is not None else None
+    doc.section("reproducibility", "Reproducibility")
+    doc.kv({"seed": "not recorded" if seed is None else seed, **versions})
+
+
+#: The report's sections, in order: one writer each.
+SECTIONS = (_dataset_section, _training_section, _network_section, _modules_section, _simulations_section,
+            _metrics_section, _figures_section, _reproducibility_section)
+
+
+def build_report(inputs: ReportInputs, path=None) -> str:
     """Build a self-contained HTML report; write it atomically to ``path`` when given.
-
-    Every argument is optional; a section appears when its content is given (or can be derived:
-    with ``model`` and no ``edges``, the top-``top_k`` edges and the network figure are computed;
-    with ``data`` and no ``dataset_summary``, :func:`perturbode_core.data.dataset.describe` is used).
 
     Parameters
     ----------
+    inputs
+        :class:`ReportInputs`: a section appears for what is given.
     path
         Output file (``.html``), written via a temporary file and rename. None: only return the text.
-    data, dataset_summary
-        A :class:`~perturbode_core.data.dataset.PerturbationData` and/or its ``describe`` dict.
-    model
-        A trained :class:`~perturbode_core.model.field.PerturbODE` (network, G heatmap, model settings).
-    model_config, train_config
-        Settings (dataclasses with ``to_dict`` or dicts).
-    history, best_epoch
-        Training history (``epoch, train_loss, val_loss``) and the kept epoch.
-    edges, top_k, truth, network_figure
-        The network's edge table (top ``top_k`` shown), known edges for the overlay, or a ready figure.
-    modules, enrichment, module_figures
-        Module summary table, enrichment table, and extra module/enrichment figures (list).
-    simulations
-        ``{label: effect table}`` from :func:`perturbode_core.tools.simulate.effect_table`.
-    metrics
-        A DataFrame (one row per method, column ``method``) or ``{section title: DataFrame}``;
-        bar charts put the model beside the baselines.
-    metric_figures
-        Extra metric figures (list).
-    figures
-        ``{title: figure}`` appended in an "Other figures" section.
-    seed, versions, notes
-        Seed used for training; package versions (default
-        :func:`perturbode_core.io.checkpoint.package_versions`); free text shown at the top.
 
     Returns
     -------
     str
         The HTML text.
     """
-    from perturbode_core import plots
-
     doc = _Doc()
-    if notes:
-        doc.parts.append(f'<p class="note">{html.escape(notes)}</p>')
-
-    # --- dataset
-    if dataset_summary is None and data is not None:
-        from perturbode_core.data.dataset import describe
-
-        dataset_summary = describe(data)
-    if dataset_summary:
-        doc.section("dataset", "Dataset")
-        summary = {k: v for k, v in dataset_summary.items() if not isinstance(v, pd.DataFrame)}
-        doc.kv(summary)
-        per = dataset_summary.get("per_condition")
-        if isinstance(per, pd.DataFrame):
-            doc.h3("Cells per condition")
-            doc.table(per, max_rows=60)
-
-    # --- training
-    mc = _as_dict(model_config) or (model.config.to_dict() if model is not None and hasattr(model, "config") else None)
-    tc = _as_dict(train_config)
-    if seed is None and tc and "seed" in tc:
-        seed = tc["seed"]
-    hist = None if history is None else pd.DataFrame(history)
-    if mc or tc or (hist is not None and not hist.empty):
-        doc.section("training", "Training")
-        # the two settings tables side by side: they are long and narrow
-        doc.parts.append('<div class="cols">')
-        for name, cfg in (("Training settings", tc), ("Model settings", mc)):
-            if cfg:
-                doc.parts.append("<div>")
-                doc.h3(name)
-                doc.kv(cfg)
-                doc.parts.append("</div>")
-        doc.parts.append("</div>")
-        if hist is not None and not hist.empty:
-            doc.figure(plots.loss_figure(hist, best_epoch=best_epoch, title="Loss by epoch"), "loss-figure")
-            if best_epoch is not None:
-                doc.p(f"Kept the model of epoch {best_epoch} (lowest validation loss when a validation set was used).",
-                      cls="meta")
-
-    # --- network
-    G = None
-    if model is not None:
-        from perturbode_core.tools.grn import grn_matrix
-
-        G = grn_matrix(model)
-        if edges is None:
-            from perturbode_core.tools.grn import edge_table
-
-            edges = edge_table(G, model.gene_names, top_k=top_k)
-    if edges is not None or network_figure is not None:
-        doc.section("network", "Gene regulatory network")
-        if network_figure is None and edges is not None and len(edges):
-            shown = pd.DataFrame(edges).head(top_k)
-            network_figure = plots.network_figure(shown, truth=truth,
-                                                  title=f"Top {len(shown)} edges" + (" vs. the known network" if truth is not None else ""))
-        doc.p("Edges point from regulator to target; blue activates, orange represses, wider is stronger. "
-              "Hover an arrow for the weight.", cls="meta")
-        doc.figure(network_figure, "network-figure")
-        if edges is not None:
-            doc.h3("Strongest edges")
-            doc.table(pd.DataFrame(edges), max_rows=top_k)
-        if G is not None:
-            doc.figure(plots.g_heatmap(G, model.gene_names), "g-heatmap")
-
-    # --- modules and enrichment
-    if modules is not None or enrichment is not None or module_figures:
-        doc.section("modules", "Modules and enrichment")
-        if modules is not None:
-            doc.h3("Modules")
-            doc.table(modules, max_rows=60)
-        for i, f in enumerate(module_figures or []):
-            doc.figure(f, f"module-figure-{i}")
-        if enrichment is not None:
-            doc.h3("Enrichment")
-            doc.table(enrichment, max_rows=60)
-
-    # --- simulations
-    if simulations:
-        doc.section("simulations", "Simulations")
-        for i, (label, table) in enumerate(simulations.items()):
-            doc.h3(label)
-            t = pd.DataFrame(table)
-            if "gene" in t and "z_change" in t:
-                doc.figure(plots.effect_figure(t, top=20, title=f"Largest effects of {label}"), f"simulation-{i}")
-            doc.table(t, max_rows=25)
-
-    # --- metrics
-    if metrics is not None or metric_figures:
-        doc.section("metrics", "Accuracy, with baselines")
-        groups = metrics if isinstance(metrics, dict) else ({"Metrics": metrics} if metrics is not None else {})
-        for i, (name, table) in enumerate(groups.items()):
-            t = pd.DataFrame(table)
-            doc.h3(name)
-            numeric = [c for c in t.columns if c != "method" and pd.api.types.is_numeric_dtype(t[c])
-                       and not c.startswith("n_")]
-            if "method" in t and numeric:
-                doc.figure(plots.metric_bar_figure(t, metrics=numeric[:8]), f"metrics-figure-{i}")
-            doc.table(t, max_rows=40)
-        for i, f in enumerate(metric_figures or []):
-            doc.figure(f, f"metric-extra-{i}")
-
-    # --- other figures
-    if figures:
-        doc.section("figures", "Other figures")
-        for i, (name, f) in enumerate(figures.items()):
-            doc.h3(name)
-            doc.figure(f, f"extra-{i}")
-
-    # --- reproducibility
-    if versions is None:
-        from perturbode_core.io.checkpoint import package_versions
-
-        versions = package_versions()
-    doc.section("reproducibility", "Reproducibility")
-    doc.kv({"seed": "not recorded" if seed is None else seed, **versions})
-
+    if inputs.notes:
+        doc.parts.append(f'<p class="note">{html.escape(inputs.notes)}</p>')
+    for write_section in SECTIONS:
+        write_section(doc, inputs)
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     toc = " ".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t in doc.toc)
+    title = inputs.title
     text = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(title)}</title><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

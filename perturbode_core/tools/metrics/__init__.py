@@ -11,7 +11,7 @@ Baselines to put beside every number live in :mod:`perturbode_core.tools.baselin
 """
 
 from perturbode_core.tools.metrics.interventional import interventional_check
-from perturbode_core.tools.metrics.network_metrics import matrix_to_edges, metrics_frame, network_metrics, read_edge_list, validate_edge_list
+from perturbode_core.tools.metrics.network_metrics import metrics_frame, network_metrics
 from perturbode_core.tools.metrics.prediction_metrics import energy_distance, mmd, score_prediction, score_predictions, w2_distance
 from perturbode_core.tools.metrics.stability import consensus_edges, metric_spread
 
@@ -19,14 +19,11 @@ __all__ = [
     "consensus_edges",
     "energy_distance",
     "interventional_check",
-    "matrix_to_edges",
     "metric_spread",
     "metrics_frame",
     "mmd",
     "network_metrics",
-    "read_edge_list",
     "score_prediction",
     "score_predictions",
-    "validate_edge_list",
     "w2_distance",
 ]

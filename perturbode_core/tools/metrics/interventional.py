@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from perturbode_core.errors import PerturbODEError
-from perturbode_core.tools.metrics.network_metrics import _as_matrix, _pick, _SOURCE_ALIASES, _TARGET_ALIASES, _WEIGHT_ALIASES, matrix_to_edges
+from perturbode_core.io.edges import as_edge_frame
 
 #: Sign of the change an intervention type makes to its own target (for expected edge directions).
 _DIRECTION = {"knockout": -1.0, "knockdown": -1.0, "overexpression": 1.0, "shift": 1.0}
@@ -115,24 +115,7 @@ def interventional_check(
         raise PerturbODEError(f"Unknown correction {correction!r}", where="interventional_check",
                               fix="Use 'bh' or None")
     names = [str(g) for g in data.gene_names]
-    if isinstance(edges, pd.DataFrame):
-        cols = {str(c).strip().lower(): c for c in edges.columns}
-        src, tgt, w = _pick(cols, _SOURCE_ALIASES), _pick(cols, _TARGET_ALIASES), _pick(cols, _WEIGHT_ALIASES)
-        if src is None or tgt is None:
-            raise PerturbODEError("The edge table needs columns source and target",
-                                  where=f"edges (columns: {', '.join(map(str, edges.columns))})",
-                                  fix="Rename the columns source,target[,weight]")
-        table = pd.DataFrame({"source": edges[src].astype(str).to_numpy(),
-                              "target": edges[tgt].astype(str).to_numpy(),
-                              "weight": edges[w].to_numpy(dtype=float) if w is not None else np.nan})
-        if top_k is not None:
-            if w is None:
-                raise PerturbODEError("top_k needs a weight column to rank edges", where="edges",
-                                      fix="Add a weight column or drop top_k")
-            table = table.iloc[np.argsort(-np.abs(table["weight"].to_numpy()), kind="stable")[: int(top_k)]]
-    else:
-        G, gnames = _as_matrix(edges, gene_names)
-        table = matrix_to_edges(G, gnames, top_k=top_k)
+    table = as_edge_frame(edges, gene_names, top_k=top_k)
     n_edges = len(table)
 
     regs = _single_target_conditions(data)

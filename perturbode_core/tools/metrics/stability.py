@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from perturbode_core.errors import PerturbODEError
-from perturbode_core.tools.metrics.network_metrics import _as_matrix
+from perturbode_core.io.edges import as_score_matrix
 
 
 def consensus_edges(matrices, gene_names, *, top_k: int | None = None) -> pd.DataFrame:
@@ -34,7 +34,7 @@ def consensus_edges(matrices, gene_names, *, top_k: int | None = None) -> pd.Dat
         raise PerturbODEError("No runs to combine", where="consensus_edges", fix="Pass one G per seed")
     stack = []
     for r, G in enumerate(matrices):
-        G, names = _as_matrix(G, gene_names, where=f"run {r}")
+        G, names = as_score_matrix(G, gene_names, where=f"run {r}")
         stack.append(G)
     S = np.stack(stack)  # runs x p x p
     p = S.shape[1]

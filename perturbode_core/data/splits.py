@@ -1,0 +1,58 @@
+"""Splits of a dataset's conditions: held-out perturbations (never trained on) and the validation
+conditions that pick the best epoch."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from perturbode_core.errors import PerturbODEError
+
+
+def split_conditions(data, holdout: float | int | list[str] = 0.2, *,
+                     seed: int = 0) -> tuple[list[str], list[str]]:
+    """Split perturbed conditions into train and held-out sets (the control is always in train).
+
+    Parameters
+    ----------
+    holdout
+        A fraction (0-1) or a number of conditions drawn at random (seeded), or a list of
+        condition names.
+    seed
+        Seed of the draw.
+
+    Returns
+    -------
+    (train, heldout) condition labels; train starts with the control.
+    """
+    perts = data.perturbations
+    if isinstance(holdout, (list, tuple)):
+        unknown = [h for h in holdout if h not in set(perts)]
+        if unknown:
+            raise PerturbODEError(f"Held-out condition(s) not in the data: {', '.join(map(str, unknown))}",
+                                  where=data.source, fix=f"Choose among: {', '.join(perts[:10])}...")
+        held = list(holdout)
+    else:
+        if isinstance(holdout, float) and not 0 <= holdout < 1:
+            raise PerturbODEError(f"Held-out fraction {holdout} is not in [0, 1)", where="holdout",
+                                  fix="Give e.g. 0.2, or a number of conditions")
+        n = int(round(holdout * len(perts))) if isinstance(holdout, float) else int(holdout)
+        if n >= len(perts):
+            raise PerturbODEError(f"Cannot hold out {n} of {len(perts)} perturbations", where="holdout",
+                                  fix="Keep at least one perturbation for training")
+        rng = np.random.default_rng(seed)
+        held = sorted(rng.choice(perts, size=n, replace=False).tolist()) if n else []
+    train = [data.control] + [c for c in perts if c not in set(held)]
+    return train, held
+
+
+def validation_conditions(perturbations: list[str], fraction: float, *, seed: int = 0) -> list[str]:
+    """A seeded draw of ``fraction`` of ``perturbations`` for validation (sorted).
+
+    None when ``fraction`` is 0 or fewer than 3 perturbations exist; otherwise at least one and
+    never all of them, so training always keeps a perturbation.
+    """
+    if fraction <= 0 or len(perturbations) < 3:
+        return []
+    n_val = max(1, min(int(round(fraction * len(perturbations))), len(perturbations) - 1))
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(list(perturbations), size=n_val, replace=False).tolist())

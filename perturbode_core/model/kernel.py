@@ -1,0 +1,64 @@
+"""The evaluation kernel of the vector field: f(z) from constants precomputed once per solve.
+
+Shared by the solvers (:mod:`~perturbode_core.model.solvers`) and the model
+(:mod:`~perturbode_core.model.field`), which builds the constants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class FieldConstants:
+    """State-independent parts of f for one solve (built by :meth:`PerturbODE.field_constants`)."""
+
+    BT: torch.Tensor               # (p, K)   B transposed
+    b: torch.Tensor                # (K,)
+    AT: torch.Tensor               # (K, p)   (A diag(alpha)) transposed
+    gamma: torch.Tensor            # (p,)
+    bias: torch.Tensor             # (p,) or (C, 1, p): basal rate + shifts (+ gamma * level where clamped)
+    keep: torch.Tensor | None      # (C, 1, p) 0 where clamped, else 1 (None: no clamp)
+    act: torch.Tensor | None       # (C, 1, p) activity factors (None: none)
+    act_off: torch.Tensor | None
+    sigma: object
+    lowp: bool = False
+
+    def bf16(self) -> "FieldConstants":
+        # contiguous: oneDNN's AMX kernels are only picked for plain row-major bf16 operands
+        return FieldConstants(self.BT.to(torch.bfloat16).contiguous(), self.b, self.AT.to(torch.bfloat16).contiguous(),
+                               self.gamma, self.bias,
+                               self.keep, self.act, self.act_off, self.sigma, True)
+
+
+def field_value(z: torch.Tensor, k: FieldConstants) -> torch.Tensor:
+    """f(z) from precomputed constants: 2 GEMMs over all conditions x cells at once, a sigmoid, and
+    two fused multiply-adds over the (C, n, p) state."""
+    shape = z.shape
+    zin = z if k.act is None else torch.addcmul(k.act_off, z, k.act)
+    z2 = zin.reshape(-1, shape[-1])
+    if k.lowp:
+        u = (z2.to(torch.bfloat16) @ k.BT).float() + k.b
+        r = (k.sigma(u).to(torch.bfloat16) @ k.AT).float()
+    else:
+        u = torch.addmm(k.b, z2, k.BT)
+        r = torch.mm(k.sigma(u), k.AT)
+    r = r.view(shape)
+    f = r + k.bias if k.keep is None else torch.addcmul(k.bias, r, k.keep)
+    # in place on a fresh tensor no backward needs: saves an allocation (a page-faulting mmap
+    # for large states) and a pass over memory
+    return f.addcmul_(k.gamma, z, value=-1.0)
+
+
+class FieldModule(nn.Module):
+    """Binds precomputed field constants for torchdiffeq (which calls func(t, y))."""
+
+    def __init__(self, consts: FieldConstants):
+        super().__init__()
+        self.consts = consts
+
+    def forward(self, t, z):
+        return field_value(z, self.consts)
