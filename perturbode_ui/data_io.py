@@ -15,6 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from perturbode_core.data import dataset as pdata
+from perturbode_core.io.h5ad import read_h5ad
 from perturbode_core.errors import PerturbODEError
 from perturbode_core.tools.embedding import embed_cells
 
@@ -42,7 +43,7 @@ def read_upload(name: str, payload: bytes, workdir: Path):
         path = tmp / safe
         path.write_bytes(payload)
         try:
-            return pdata.read_h5ad(path)
+            return read_h5ad(path)
         except PerturbODEError as exc:
             raise PerturbODEError(exc.what.replace(str(path), safe), where=f"uploaded file {safe}",
                                   fix=exc.fix) from None

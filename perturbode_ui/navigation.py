@@ -7,14 +7,14 @@ from __future__ import annotations
 
 #: (section, file relative to app.py, title, icon, url path)
 PAGES = [
-    ("Data & model", "pages/data.py", "Data", ":material/dataset:", "data"),
-    ("Data & model", "pages/train.py", "Train", ":material/model_training:", "train"),
-    ("Explore", "pages/simulate.py", "Simulate", ":material/science:", "simulate"),
-    ("Explore", "pages/network.py", "Network", ":material/hub:", "network"),
-    ("Explore", "pages/modules.py", "Modules & enrichment", ":material/category:", "modules"),
-    ("Check & share", "pages/evaluate.py", "Evaluate", ":material/fact_check:", "evaluate"),
-    ("Check & share", "pages/report.py", "Report", ":material/description:", "report"),
+    ("Data & model", "pages/data_page.py", "Data", ":material/dataset:", "data"),
+    ("Data & model", "pages/train_page.py", "Train", ":material/model_training:", "train"),
+    ("Explore", "pages/simulate_page.py", "Simulate", ":material/science:", "simulate"),
+    ("Explore", "pages/network_page.py", "Network", ":material/hub:", "network"),
+    ("Explore", "pages/modules_page.py", "Modules & enrichment", ":material/category:", "modules"),
+    ("Check & share", "pages/evaluate_page.py", "Evaluate", ":material/fact_check:", "evaluate"),
+    ("Check & share", "pages/report_page.py", "Report", ":material/description:", "report"),
 ]
 
 #: The home page (loaded at /).
-HOME = "pages/data.py"
+HOME = "pages/data_page.py"

@@ -49,7 +49,7 @@ def require_data(state) -> None:
     """Stop the page with a pointer to the Data page when no dataset is loaded."""
     if state.data is None:
         st.info("No dataset is loaded. Pick a built-in dataset or upload one on the **Data** page.")
-        st.page_link("pages/data.py", label="Go to Data", icon=":material/dataset:")
+        st.page_link("pages/data_page.py", label="Go to Data", icon=":material/dataset:")
         st.stop()
 
 
@@ -58,7 +58,7 @@ def require_model(state) -> None:
     require_data(state)
     if state.model is None:
         st.info("No model for these data yet. Train one (or upload a checkpoint) on the **Train** page.")
-        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+        st.page_link("pages/train_page.py", label="Go to Train", icon=":material/model_training:")
         st.stop()
 
 

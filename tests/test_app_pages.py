@@ -46,8 +46,8 @@ def test_every_page_reachable_and_renders(app):
         titles[path] = app.title[0].value
     # each page ran its own script (not the home page again): distinct titles
     assert len(set(titles.values())) == len(PAGES), titles
-    assert titles["pages/data.py"] == "Data" and titles["pages/train.py"] == "Train"
-    assert titles["pages/simulate.py"] == "Simulate"
+    assert titles["pages/data_page.py"] == "Data" and titles["pages/train_page.py"] == "Train"
+    assert titles["pages/simulate_page.py"] == "Simulate"
 
 
 def test_sessions_are_isolated(app, start_app):

@@ -31,7 +31,7 @@ def _downloads(app):
 
 
 def test_network_page_slider_focus_truth_downloads(app):
-    _open(app, "pages/network.py")
+    _open(app, "pages/network_page.py")
     assert app.title[0].value == "Gene regulatory network"
     assert len(app.get("plotly_chart")) == 1
     n0 = int(_metric(app, "Edges shown"))
@@ -67,7 +67,7 @@ def test_network_page_slider_focus_truth_downloads(app):
 
 
 def test_modules_page_and_enrichment(app):
-    _open(app, "pages/modules.py")
+    _open(app, "pages/modules_page.py")
     assert app.title[0].value == "Modules & enrichment"
     assert len(app.dataframe) >= 3  # summary, regulators, targets
     state = app.session_state[STATE_KEY]
@@ -82,7 +82,7 @@ def test_modules_page_and_enrichment(app):
 
 
 def test_evaluate_page_model_beside_baselines(app):
-    _open(app, "pages/evaluate.py")
+    _open(app, "pages/evaluate_page.py")
     state = app.session_state[STATE_KEY]
     net = state.evaluation.network.table
     assert net["method"].iloc[0] == "PerturbODE" and len(net) >= 3  # always with baselines
@@ -92,10 +92,10 @@ def test_evaluate_page_model_beside_baselines(app):
 
 
 def test_report_page_builds_report_with_network(app):
-    _open(app, "pages/simulate.py")
+    _open(app, "pages/simulate_page.py")
     app.button(key="sim_run").click().run()  # the latest simulation goes into the report too
     assert not app.exception
-    _open(app, "pages/report.py")
+    _open(app, "pages/report_page.py")
     submit = next(b for b in app.button if b.proto.is_form_submitter)
     submit.click().run()
     assert not app.exception and not app.error

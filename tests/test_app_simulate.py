@@ -14,7 +14,7 @@ from perturbode_ui.state import STATE_KEY
 @pytest.fixture(scope="module")
 def app(start_app):
     at = start_app()
-    at.switch_page("pages/simulate.py").run()
+    at.switch_page("pages/simulate_page.py").run()
     assert not at.exception and not at.error
     return at
 

@@ -20,7 +20,7 @@ from perturbode_ui.state import STATE_KEY
 @pytest.fixture()
 def app(start_app):
     at = start_app()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("pages/train_page.py").run()
     assert not at.exception
     yield at
     job = at.session_state[STATE_KEY].job

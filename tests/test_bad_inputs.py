@@ -278,22 +278,22 @@ def _select(at, label, value) -> bool:
 
 @pytest.fixture(scope="module")
 def data_page():
-    return _app("data.py")
+    return _app("data_page.py")
 
 
 @pytest.fixture(scope="module")
 def modules_page():
-    return _app("modules.py")
+    return _app("modules_page.py")
 
 
 @pytest.fixture(scope="module")
 def evaluate_page():
-    return _app("evaluate.py")
+    return _app("evaluate_page.py")
 
 
 @pytest.fixture(scope="module")
 def train_page():
-    return _app("train.py")
+    return _app("train_page.py")
 
 
 def _dashboard_h5ad(at, item):
@@ -434,7 +434,7 @@ def test_2gb_file_library_and_cli(two_gb_file, tmp_path):
 def test_2gb_file_through_the_server_path(two_gb_file, monkeypatch):
     """A 2 GB server-side file is refused at once (nothing is read into memory)."""
     monkeypatch.setenv("PERTURBODE_DATA_DIR", str(two_gb_file.parent))
-    at = _app("data.py")
+    at = _app("data_page.py")
     at.text_input(key="data_path").input(two_gb_file.name)
     at.button(key="data_path_read").click()
     at.run()

@@ -237,7 +237,7 @@ def test_worker_crash_is_shown_on_the_page_and_nothing_is_lost(teacher_data):
 
     from perturbode_ui.state import STATE_KEY
 
-    at = AppTest.from_file(str(ROOT / "pages" / "train.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "pages" / "train_page.py"), default_timeout=120)
     at.run()
     state = at.session_state[STATE_KEY]
     # a private copy of the data: poisoned below, after the first checkpoint, to crash the worker

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from perturbode_core.data.dataset import (describe, from_anndata, guess_control_label, guess_perturbation_key, load,
-                                  read_h5ad)
+from perturbode_core.data.dataset import describe, from_anndata, guess_control_label, guess_perturbation_key, load
+from perturbode_core.io.h5ad import read_h5ad
 from perturbode_core.data.splits import split_conditions
 from perturbode_core.errors import PerturbODEError, PerturbODEWarning
 from perturbode_core.data.interventions import parse_spec

@@ -105,7 +105,7 @@ def test_module_network_and_gene_view():
 
 
 def test_weights_from_model_adapter():
-    torch = pytest.importorskip("torch")
+    import torch
 
     class Fake:
         def module_weights(self):
@@ -133,8 +133,9 @@ def test_module_network_plot():
 
 
 def test_cli_modules_and_enrich(tmp_path, capsys):
-    torch = pytest.importorskip("torch")
-    checkpoint = pytest.importorskip("perturbode_core.io.checkpoint")
+    import torch
+
+    from perturbode_core.io import checkpoint
     from perturbode_core.cli.main import main
     from perturbode_core.tools.enrichment import load_library
     from perturbode_core.model import ModelConfig, PerturbODE

@@ -50,9 +50,7 @@ def test_krumsiek_couplings_and_rules_agree():
 def test_shipped_krumsiek_is_scanpys_file():
     import scanpy
 
-    installed = Path(scanpy.__file__).parent / "sim_models" / "krumsiek11.txt"
-    if not installed.exists():
-        pytest.skip("this scanpy does not ship sim_models/krumsiek11.txt")
+    installed = Path(scanpy.__file__).parent / "sim_models" / "krumsiek11.txt"  # scanpy is pinned
     assert installed.read_bytes() == builtin_path("krumsiek11.txt").read_bytes()
 
 

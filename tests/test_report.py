@@ -85,8 +85,8 @@ def test_figure_bytes_formats_and_fallback(monkeypatch):
     assert ext == "html" and b"<html" in data
 
 
-@pytest.mark.skipif(report.browser_path() is None, reason="no Chrome/Chromium for kaleido")
 def test_figure_bytes_png_svg_with_system_chromium():
+    assert report.browser_path() is not None, "no Chromium for kaleido: apt-get install chromium (.ci/run does)"
     fig = plots.loss_figure(pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [3.0, 2.0, 1.5]}))
     png, mime, ext = report.figure_bytes(fig, "png", scale=1)
     assert ext == "png" and mime == "image/png" and png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -140,7 +140,7 @@ def test_check_server_path_keeps_to_the_data_dir(folders):
 def _data_page():
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "pages" / "data.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "pages" / "data_page.py"), default_timeout=120)
     at.run()
     assert not at.exception
     return at
@@ -194,7 +194,7 @@ def _session():
 
 
 def _load_upload(at, path: Path):
-    at.switch_page("pages/data.py").run()
+    at.switch_page("pages/data_page.py").run()
     at.file_uploader(key="data_upload").set_value((path.name, path.read_bytes(), "application/octet-stream"))
     at.run()
     at.button(key="data_use").click()
@@ -203,7 +203,7 @@ def _load_upload(at, path: Path):
 
 
 def _train(at, epochs: int):
-    at.switch_page("pages/train.py").run()
+    at.switch_page("pages/train_page.py").run()
     at.number_input(key="train_epochs").set_value(epochs)
     at.number_input(key="train_cells").set_value(8)
     at.number_input(key="train_val").set_value(0.0)
@@ -235,8 +235,8 @@ def test_two_sessions_are_isolated_and_released(teacher_h5ad):
     assert len(sa.history) == 3 and len(sb.history) == 4
     assert Path(sa.checkpoint_path).is_relative_to(sa.workdir) and Path(sb.checkpoint_path).is_relative_to(sb.workdir)
     # each session's pages show its own data
-    a.switch_page("pages/data.py").run()
-    b.switch_page("pages/data.py").run()
+    a.switch_page("pages/data_page.py").run()
+    b.switch_page("pages/data_page.py").run()
     assert "base.h5ad" in [s.value for s in a.subheader] and teacher_h5ad.name not in [s.value for s in a.subheader]
     assert teacher_h5ad.name in [s.value for s in b.subheader]
 

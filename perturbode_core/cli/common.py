@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from perturbode_core.errors import PerturbODEError
+from perturbode_core.io.files import check_input_file
 
 
 def add_data_options(parser, *, required: bool = True) -> None:
@@ -33,9 +33,7 @@ def load_data(args):
 
 def read_config_file(path) -> dict:
     """Read a JSON config: ``{"model": {...}, "train": {...}}``."""
-    path = Path(path)
-    if not path.exists():
-        raise PerturbODEError(f"Config file not found: {path}", where=str(path), fix="Check the path")
+    path = check_input_file(path, kind="Config file")
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -20,59 +20,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from perturbode_core.errors import PerturbODEError, PerturbODEWarning
+from perturbode_core.io.h5ad import all_finite, read_h5ad
 from perturbode_core.data.interventions import Intervention, check_genes, normalise_type, parse_spec
 
 DEFAULT_CONTROL_LABELS = ("control", "ctrl", "non-targeting", "NT", "non_targeting", "unperturbed")
-
-
-def read_h5ad(path: str | Path, *, backed: bool = False):
-    """Read an ``.h5ad`` file, turning every way it can fail into a clear message.
-
-    Parameters
-    ----------
-    path
-        The file.
-    backed
-        Open it backed (``mode='r'``): ``X`` stays on disk until read.
-    """
-    import anndata as ad
-    import h5py
-
-    path = Path(path)
-    if not path.exists():
-        raise PerturbODEError(f"File not found: {path}", where=str(path),
-                              fix="Check the path, or upload the file in the dashboard")
-    if path.is_dir():
-        raise PerturbODEError(f"{path} is a folder, not an .h5ad file", where=str(path),
-                              fix="Point to the .h5ad file inside it")
-    if path.stat().st_size == 0:
-        raise PerturbODEError("The file is empty (0 bytes)", where=str(path),
-                              fix="Re-export or re-download the file")
-    if not h5py.is_hdf5(path):
-        raise PerturbODEError(
-            "Not an HDF5/.h5ad file", where=str(path),
-            fix="Save your AnnData with adata.write_h5ad(...) (CSV, loom and zarr are not read here)")
-    damaged = "Re-export the file with adata.write_h5ad(...) and try again"
-    try:
-        with h5py.File(path, "r") as fh:
-            keys = sorted(fh.keys())
-    except Exception as exc:  # truncated or damaged HDF5 structure
-        raise PerturbODEError(
-            f"Could not read the AnnData: the file is damaged or truncated ({type(exc).__name__}: {exc})",
-            where=str(path), fix=damaged) from exc
-    if not {"obs", "var"} <= set(keys):  # e.g. a 10x Genomics .h5 or another tool's HDF5 file
-        raise PerturbODEError(
-            f"An HDF5 file, but not an AnnData: it has no obs/var groups (top level: {', '.join(keys[:8]) or 'empty'})",
-            where=str(path), fix="Convert it to .h5ad first (a 10x .h5: scanpy.read_10x_h5(...).write_h5ad(...))")
-    try:
-        with warnings.catch_warnings():
-            # duplicated names get PerturbODE's own message (with the fix) when validated
-            warnings.filterwarnings("ignore", message=".*names are not unique", category=UserWarning)
-            return ad.read_h5ad(path, backed="r" if backed else None)
-    except Exception as exc:  # h5py/anndata raise many types for damaged files
-        raise PerturbODEError(
-            f"Could not read the AnnData: the file is damaged or truncated ({type(exc).__name__}: {exc})",
-            where=str(path), fix=damaged) from exc
 
 
 def guess_perturbation_key(obs: pd.DataFrame) -> str | None:
@@ -265,13 +216,39 @@ def from_anndata(
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise PerturbODEError(f"The AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes)",
                               where=where, fix="Load a file with cells and genes")
+    gene_names = _unique_gene_names(adata, where)
+    obs = adata.obs
+    labels, control = _read_labels(obs, perturbation_key, control, where)
+    X = _read_expression(adata, layer, normalize, gene_names, where)
+    interventions, dropped = _read_interventions(
+        obs, labels, control, gene_names, perturbation_key=perturbation_key,
+        intervention_type_key=intervention_type_key, default_intervention=default_intervention,
+        activity_synonyms=activity_synonyms, strict_targets=strict_targets, where=where)
+    conditions = [control] + sorted(c for c in pd.unique(labels) if c != control and c not in set(dropped))
+    if dropped:
+        warnings.warn(f"{where}: dropped {len(dropped)} condition(s) whose targets are not among the genes: "
+                      f"{', '.join(dropped[:10])}", PerturbODEWarning, stacklevel=2)
+        keep = ~np.isin(labels, dropped)
+        X, labels, obs = X[keep], labels[keep], obs.loc[keep]
+    _warn_single_profiles(labels, where)
+    return PerturbationData(
+        X=X, gene_names=gene_names, labels=labels, control=control, conditions=conditions,
+        interventions=interventions, times=_read_times(obs, time_key, where), obs=obs.copy(),
+        source=source or "AnnData", perturbation_key=perturbation_key, uns=dict(getattr(adata, "uns", {}) or {}))
+
+
+def _unique_gene_names(adata, where: str) -> list[str]:
     gene_names = [str(g) for g in adata.var_names]
     dup = pd.Index(gene_names)[pd.Index(gene_names).duplicated()].unique().tolist()
     if dup:
         raise PerturbODEError(
             f"Duplicated gene names: {', '.join(dup[:5])}{' ...' if len(dup) > 5 else ''} ({len(dup)} in all)",
             where=f"{where}, var_names", fix="Make them unique with adata.var_names_make_unique()")
-    obs = adata.obs
+    return gene_names
+
+
+def _read_labels(obs: pd.DataFrame, perturbation_key: str, control: str | None, where: str) -> tuple[np.ndarray, str]:
+    """Each cell's condition label and the control label (guessed when None), checked."""
     if perturbation_key not in obs.columns:
         guess = guess_perturbation_key(obs)
         hint = f" (column {guess!r} looks like one)" if guess else ""
@@ -305,15 +282,16 @@ def from_anndata(
             where=f"{where}, obs[{perturbation_key!r}] (values: {', '.join(map(str, present[:8]))}"
                   f"{' ...' if len(present) > 8 else ''})",
             fix="Give the label your control cells carry (--control / 'Control label')")
+    return labels, control
 
-    # expression
+
+def _read_expression(adata, layer: str | None, normalize: bool, gene_names: list[str], where: str) -> np.ndarray:
+    """The expression matrix (dense float32, or memory-mapped), checked for NaN / inf and
+    normalised (normalize_total + log1p) when asked."""
     if layer is not None and layer not in adata.layers:
         raise PerturbODEError(f"No layer {layer!r}", where=where,
                               fix=f"Use one of: {', '.join(adata.layers.keys()) or 'X (no layers)'}")
-    X = adata.layers[layer] if layer is not None else adata.X
-    X = _dense_float(X, where)
-    from perturbode_core.io.h5ad import all_finite
-
+    X = _dense_float(adata.layers[layer] if layer is not None else adata.X, where)
     if not all_finite(X):
         bad = ~np.isfinite(X)
         genes_bad = np.asarray(gene_names)[bad.any(0)][:5]
@@ -336,16 +314,21 @@ def from_anndata(
     elif looks_like_counts(X):
         warnings.warn(f"{where}: the expression looks like raw counts; PerturbODE expects log-normalised "
                       "data. Load with normalize=True (--normalize) to apply normalize_total + log1p.",
-                      PerturbODEWarning, stacklevel=2)
+                      PerturbODEWarning, stacklevel=3)
+    return X
 
-    # intervention types
+
+def _read_interventions(obs, labels, control, gene_names, *, perturbation_key, intervention_type_key,
+                        default_intervention, activity_synonyms, strict_targets,
+                        where) -> tuple[dict[str, list[Intervention]], list[str]]:
+    """Each perturbed condition's targets with their type, and the conditions dropped because a
+    target is not among the genes (only when ``strict_targets`` is False)."""
     interventions: dict[str, list[Intervention]] = {}
     types_col = obs[intervention_type_key].astype(str).to_numpy() if intervention_type_key in obs.columns else None
     default_kind = normalise_type(default_intervention, where="default intervention type",
                                   activity_synonyms=activity_synonyms)
-    conditions = [control] + sorted(c for c in present if c != control)
     dropped: list[str] = []
-    for cond in conditions[1:]:
+    for cond in sorted(c for c in pd.unique(labels) if c != control):
         kind = default_kind
         if types_col is not None:
             kinds = pd.unique(types_col[labels == cond])
@@ -366,38 +349,32 @@ def from_anndata(
             dropped.append(cond)
             continue
         interventions[cond] = ivs
-    if dropped:
-        warnings.warn(f"{where}: dropped {len(dropped)} condition(s) whose targets are not among the genes: "
-                      f"{', '.join(dropped[:10])}", PerturbODEWarning, stacklevel=2)
-        keep = ~np.isin(labels, dropped)
-        X, labels, obs = X[keep], labels[keep], obs.loc[keep]
-        conditions = [c for c in conditions if c not in set(dropped)]
+    return interventions, dropped
 
+
+def _warn_single_profiles(labels: np.ndarray, where: str) -> None:
     # one-cell conditions are legitimate (bulk screens) but worth knowing about
     counts = pd.Series(labels).value_counts()
     single = counts[counts == 1].index.tolist()
     if single and len(single) < len(counts):
         warnings.warn(f"{where}: {len(single)} condition(s) have a single cell/profile "
                       f"({', '.join(map(str, single[:5]))}); fine for bulk screens, noisy for single-cell data.",
-                      PerturbODEWarning, stacklevel=2)
+                      PerturbODEWarning, stacklevel=3)
 
-    times = None
-    if time_key in obs.columns:
-        try:
-            times = obs[time_key].to_numpy(dtype=np.float64)
-        except (TypeError, ValueError):
-            raise PerturbODEError(f"Time column {time_key!r} is not numeric", where=f"{where}, obs[{time_key!r}]",
-                                  fix="Store times as numbers (e.g. hours)") from None
-        if not np.isfinite(times).all():
-            raise PerturbODEError(f"Time column {time_key!r} has missing values", where=f"{where}, obs[{time_key!r}]",
-                                  fix="Give every cell a time, or drop the column for steady-state data")
-        if len(np.unique(times)) == 1:
-            times = None  # a single time point is steady-state data
 
-    return PerturbationData(
-        X=X, gene_names=gene_names, labels=labels, control=control, conditions=conditions,
-        interventions=interventions, times=times, obs=obs.copy(), source=source or "AnnData",
-        perturbation_key=perturbation_key, uns=dict(getattr(adata, "uns", {}) or {}))
+def _read_times(obs: pd.DataFrame, time_key: str, where: str) -> np.ndarray | None:
+    """Each cell's sampling time, or None for steady-state data (no column, or a single time)."""
+    if time_key not in obs.columns:
+        return None
+    try:
+        times = obs[time_key].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        raise PerturbODEError(f"Time column {time_key!r} is not numeric", where=f"{where}, obs[{time_key!r}]",
+                              fix="Store times as numbers (e.g. hours)") from None
+    if not np.isfinite(times).all():
+        raise PerturbODEError(f"Time column {time_key!r} has missing values", where=f"{where}, obs[{time_key!r}]",
+                              fix="Give every cell a time, or drop the column for steady-state data")
+    return None if len(np.unique(times)) == 1 else times
 
 
 def load(path: str | Path, **kwargs) -> PerturbationData:

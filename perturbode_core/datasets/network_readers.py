@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from perturbode_core.errors import PerturbODEError
+from perturbode_core.io.files import check_input_file
 from perturbode_core.datasets.boolean_rules import BooleanRule
 from perturbode_core.datasets.gene_network import GeneNetwork
 
@@ -43,10 +44,7 @@ def builtin_path(name: str) -> Path:
 
 
 def _read_text(path, what: str) -> str:
-    path = Path(path)
-    if not path.exists():
-        raise PerturbODEError(f"{what} not found: {path}", where=str(path), fix="Check the path")
-    return path.read_text(encoding="utf-8")
+    return check_input_file(path, kind=what).read_text(encoding="utf-8")
 
 
 def _edges_from_rules(rules: dict[str, BooleanRule], *, half, hill=2.0, strength=None) -> pd.DataFrame:
@@ -323,8 +321,7 @@ def read_collectri(path=None, *, tfs: list[str], max_genes: int = 300, targets_p
         The signed CollecTRI edges among the chosen genes: the ground truth.
     """
     path = builtin_path("collectri_atlas_subset.csv") if path is None else Path(path)
-    if not path.exists():
-        raise PerturbODEError(f"CollecTRI file not found: {path}", where=str(path), fix="Check the path")
+    check_input_file(path, kind="CollecTRI file")
     net = pd.read_csv(path)
     missing_cols = {"source", "target", "weight"} - set(net.columns)
     if missing_cols:

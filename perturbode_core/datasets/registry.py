@@ -219,7 +219,7 @@ def load_dataset(name: str, *, cells_per_condition: int | None = None, seed: int
     path = shipped_path(name)
     custom = (cells_per_condition not in (None, spec.cells_per_condition)) or (seed not in (None, spec.seed))
     if spec.shipped and path.exists() and not custom:
-        from perturbode_core.data.dataset import read_h5ad
+        from perturbode_core.io.h5ad import read_h5ad
 
         return read_h5ad(path)
     return simulate_dataset(name, cells_per_condition=cells_per_condition, seed=seed)

@@ -176,8 +176,6 @@ def simulate_screen(
         ``cell_type``, ``time``), the ground truth in ``uns["true_edges"]`` (source, target, sign)
         and the settings in ``uns["simulation"]``.
     """
-    import anndata as ad
-
     check_choice("start", start, ("auto", "initial", "steady"))
     if cells_per_condition < 1:
         raise PerturbODEError(f"cells_per_condition must be >= 1, not {cells_per_condition}",
@@ -230,15 +228,39 @@ def simulate_screen(
         x0 = _steady_start(kin, network, basal_pop, cell_type_idx, type_rows, t_end, dt, intrinsic_noise, rng)
 
     n_cond = len(all_conds)
-    N = n_cond * n
-    x = np.tile(x0, (n_cond, 1))
-    basal = np.tile(basal_pop, (n_cond, 1))
-    scale = np.ones((N, p))
-    add = np.zeros((N, p))
-    clamp = np.zeros((N, p), dtype=bool)
-    clamp_val = np.zeros((N, p))
+    iv = _intervention_arrays(all_conds, genes, n, network.max_production(), knockdown_fraction=knockdown_fraction,
+                              overexpression_fold=overexpression_fold)
+    # which time point each cell is read at
+    per_cell_time = np.tile(np.arange(n) % len(times), n_cond)
+    out = _run(np.tile(x0, (n_cond, 1)), np.tile(basal_pop, (n_cond, 1)), iv, kin, decay, per_cell_time,
+               [int(round(t / dt)) for t in times], dt, intrinsic_noise, rng)
+
+    obs = pd.DataFrame({
+        "perturbation": np.repeat(all_labels, n),
+        "intervention_type": np.repeat(all_types, n),
+    })
+    if len(cell_types) > 1:
+        obs["cell_type"] = np.array(type_names, dtype=object)[np.tile(cell_type_idx, n_cond)]
+    if time_points:
+        obs["time"] = np.asarray(times)[per_cell_time]
+    settings = {
+        "network": network.name, "network_source": network.source, "seed": int(seed),
+        "cells_per_condition": int(cells_per_condition), "t_end": t_end, "dt": dt,
+        "intrinsic_noise": float(intrinsic_noise), "start": "initial" if use_initial else "steady",
+        "overexpression_fold": float(overexpression_fold), "knockdown_fraction": float(knockdown_fraction),
+        "control_label": control_label, "cell_types": list(cell_types),
+    }
+    return _screen_anndata(network, out, obs, settings, technical_noise, rng)
+
+
+def _intervention_arrays(all_conds, genes, n, max_prod, *, knockdown_fraction, overexpression_fold) -> dict:
+    """Per-cell arrays (rows: condition blocks of ``n`` cells) that apply each condition's
+    interventions to the kinetics: production ``scale`` and ``add``, ``clamp`` masks and levels,
+    and activity factors (None when no condition has one)."""
+    N, p = len(all_conds) * n, len(genes)
+    scale, add = np.ones((N, p)), np.zeros((N, p))
+    clamp, clamp_val = np.zeros((N, p), dtype=bool), np.zeros((N, p))
     activity = None
-    max_prod = network.max_production()
     for c, ivs in enumerate(all_conds):
         rows = slice(c * n, (c + 1) * n)
         for iv in ivs:
@@ -262,13 +284,16 @@ def simulate_screen(
                 if activity is None:
                     activity = np.ones((N, p))
                 activity[rows, g] = iv.resolved_value
-    x[clamp] = clamp_val[clamp]
+    return {"scale": scale, "add": add, "clamp": clamp, "clamp_val": clamp_val, "activity": activity}
 
-    # which time point each cell is read at
-    per_cell_time = np.tile(np.arange(n) % len(times), n_cond)
-    record_steps = [int(round(t / dt)) for t in times]
+
+def _run(x, basal, iv: dict, kin, decay, per_cell_time, record_steps, dt, intrinsic_noise, rng) -> np.ndarray:
+    """Euler-Maruyama from ``x`` under the interventions; each cell is read at its time point."""
+    clamp, clamp_val = iv["clamp"], iv["clamp_val"]
+    x = x.copy()
+    x[clamp] = clamp_val[clamp]
     n_steps = max(record_steps)
-    out = np.empty((N, p))
+    out = np.empty_like(x)
     sq = intrinsic_noise * np.sqrt(dt)
     for step in range(n_steps + 1):
         for k, s in enumerate(record_steps):
@@ -277,32 +302,24 @@ def simulate_screen(
                 out[rows] = x[rows]
         if step == n_steps:
             break
-        prod = kin.production(x, basal, activity) * scale + add
+        prod = kin.production(x, basal, iv["activity"]) * iv["scale"] + iv["add"]
         x = _em_step(x, prod, decay, dt, sq, rng)
         x[clamp] = clamp_val[clamp]
+    return out
 
-    obs = pd.DataFrame({
-        "perturbation": np.repeat(all_labels, n),
-        "intervention_type": np.repeat(all_types, n),
-    })
-    if len(cell_types) > 1:
-        obs["cell_type"] = np.array(type_names, dtype=object)[np.tile(cell_type_idx, n_cond)]
-    if time_points:
-        obs["time"] = np.asarray(times)[per_cell_time]
-    obs.index = [f"cell{i}" for i in range(N)]
+
+def _screen_anndata(network, out, obs, settings: dict, technical_noise, rng):
+    """The simulated levels as an AnnData: measured with technical noise (counts in a layer,
+    log-normalised ``X``) or as they are, with the truth and the settings in ``uns``."""
+    import anndata as ad
+
+    genes = network.genes
+    obs.index = [f"cell{i}" for i in range(len(obs))]
     var = pd.DataFrame(index=pd.Index(genes))
     n_targets = network.edges.groupby("source").size()
     n_regs = network.edges.groupby("target").size()
     var["n_targets"] = [int(n_targets.get(g, 0)) for g in genes]
     var["n_regulators"] = [int(n_regs.get(g, 0)) for g in genes]
-
-    settings = {
-        "network": network.name, "network_source": network.source, "seed": int(seed),
-        "cells_per_condition": int(cells_per_condition), "t_end": t_end, "dt": dt,
-        "intrinsic_noise": float(intrinsic_noise), "start": "initial" if use_initial else "steady",
-        "overexpression_fold": float(overexpression_fold), "knockdown_fraction": float(knockdown_fraction),
-        "control_label": control_label, "cell_types": list(cell_types),
-    }
     layers = {}
     if technical_noise:
         noise = TechnicalNoise() if technical_noise is True else technical_noise

@@ -1,4 +1,5 @@
-"""Out-of-core expression matrices: backed ``.h5ad`` files read straight from disk.
+"""Reading ``.h5ad`` files: every way a file can fail turned into a clear message
+(:func:`read_h5ad`), and out-of-core expression matrices read straight from disk.
 
 A dense ``X`` that anndata wrote uncompressed and unchunked sits in the file as one contiguous
 block, so it can be memory-mapped: :func:`memmap_dataset` returns a read-only ``numpy.memmap``
@@ -10,7 +11,13 @@ chunked or sparse matrices cannot be mapped; they are read in row chunks into me
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import numpy as np
+
+from perturbode_core.errors import PerturbODEError
+from perturbode_core.io.files import check_input_file
 
 
 def memmap_dataset(dset) -> np.memmap | None:
@@ -49,3 +56,44 @@ def read_dense_chunked(X, *, chunk: int = 4096) -> np.ndarray:
             block = block.toarray()
         out[s:s + chunk] = np.asarray(block, dtype=np.float32)
     return out
+
+
+def read_h5ad(path: str | Path, *, backed: bool = False):
+    """Read an ``.h5ad`` file, turning every way it can fail into a clear message.
+
+    Parameters
+    ----------
+    path
+        The file.
+    backed
+        Open it backed (``mode='r'``): ``X`` stays on disk until read.
+    """
+    import anndata as ad
+    import h5py
+
+    path = check_input_file(path, kind="File", fix="Check the path, or upload the file in the dashboard")
+    if not h5py.is_hdf5(path):
+        raise PerturbODEError(
+            "Not an HDF5/.h5ad file", where=str(path),
+            fix="Save your AnnData with adata.write_h5ad(...) (CSV, loom and zarr are not read here)")
+    damaged = "Re-export the file with adata.write_h5ad(...) and try again"
+    try:
+        with h5py.File(path, "r") as fh:
+            keys = sorted(fh.keys())
+    except Exception as exc:  # truncated or damaged HDF5 structure
+        raise PerturbODEError(
+            f"Could not read the AnnData: the file is damaged or truncated ({type(exc).__name__}: {exc})",
+            where=str(path), fix=damaged) from exc
+    if not {"obs", "var"} <= set(keys):  # e.g. a 10x Genomics .h5 or another tool's HDF5 file
+        raise PerturbODEError(
+            f"An HDF5 file, but not an AnnData: it has no obs/var groups (top level: {', '.join(keys[:8]) or 'empty'})",
+            where=str(path), fix="Convert it to .h5ad first (a 10x .h5: scanpy.read_10x_h5(...).write_h5ad(...))")
+    try:
+        with warnings.catch_warnings():
+            # duplicated names get PerturbODE's own message (with the fix) when validated
+            warnings.filterwarnings("ignore", message=".*names are not unique", category=UserWarning)
+            return ad.read_h5ad(path, backed="r" if backed else None)
+    except Exception as exc:  # h5py/anndata raise many types for damaged files
+        raise PerturbODEError(
+            f"Could not read the AnnData: the file is damaged or truncated ({type(exc).__name__}: {exc})",
+            where=str(path), fix=damaged) from exc

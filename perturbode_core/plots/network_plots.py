@@ -103,10 +103,27 @@ def network_figure(edges, *, genes=None, node_groups: dict | None = None, truth=
         fig.update_layout(title=title, height=height, xaxis_visible=False, yaxis_visible=False)
         return fig
 
-    absw = df["weight"].abs().to_numpy()
-    bins, widths = _width_bins(absw)
+    bins, widths = _width_bins(df["weight"].abs().to_numpy())
+    _add_edge_lines(fig, df, pos, bins, widths, with_truth=truth is not None)
+    if len(df):
+        _add_edge_arrows(fig, df, pos, bins, widths, with_truth=truth is not None)
+    _add_nodes(fig, g, shown, pos, truth=truth, node_groups=node_groups, focus=focus, node_size=node_size,
+               labels=labels if labels is not None else len(shown) <= 80)
+    fig.update_layout(
+        title=title, height=height, hovermode="closest", plot_bgcolor="white",
+        margin=dict(l=10, r=10, t=50 if title else 20, b=10),
+        xaxis=dict(visible=False), yaxis=dict(visible=False, scaleanchor="x", scaleratio=1),
+        legend=dict(itemsizing="constant"),
+        meta={"kind": "network", "n_edges": int((df.get("status", pd.Series(dtype=str)) != "missed").sum())
+              if truth is not None else int(len(df)), "n_genes": len(shown)},
+    )
+    return fig
+
+
+def _add_edge_lines(fig, df, pos, bins, widths, *, with_truth: bool) -> None:
+    """One line trace per (sign or truth status) x width bin: colour says what, width says how strong."""
     seg = [(pos[s], pos[t]) for s, t in zip(df["source"], df["target"])]
-    if truth is not None:
+    if with_truth:
         groups = [(status, df["status"] == status, style["color"], style["dash"]) for status, style in TRUTH_STYLES.items()]
     else:
         groups = [(("activation" if s > 0 else "repression" if s < 0 else "zero"), df["sign"] == s, SIGN_COLORS[s], "solid")
@@ -124,32 +141,32 @@ def network_figure(edges, *, genes=None, node_groups: dict | None = None, truth=
                                          name=f"{name} ({int(mask.sum())})", legendgroup=name, showlegend=first))
             first = False
 
-    # direction: an arrow marker 75% of the way to the target (also the edge's hover target)
-    if len(df):
-        p0 = np.array([pos[s] for s in df["source"]], float)
-        p1 = np.array([pos[t] for t in df["target"]], float)
-        mid = p0 + 0.75 * (p1 - p0)
-        d = p1 - p0
-        angle = np.degrees(np.arctan2(d[:, 0], d[:, 1]))  # plotly: clockwise from "up"
-        if truth is not None:
-            colors = [TRUTH_STYLES[s]["color"] for s in df["status"]]
-        else:
-            colors = [SIGN_COLORS[int(s)] for s in df["sign"]]
-        rank = df["rank"] if "rank" in df else pd.Series(np.arange(1, len(df) + 1))
-        hover = [f"{s} → {t}<br>weight {w:+.3g}" + (f"<br>rank {int(r)}" if pd.notna(r) else "")
-                 + (f"<br>{st}" if truth is not None else "")
-                 for s, t, w, r, st in zip(df["source"], df["target"], df["weight"], rank,
-                                           df["status"] if truth is not None else [None] * len(df))]
-        # the marker grows with the line width so a wide edge does not swallow its own arrow
-        sizes = 11 + 2.5 * widths[bins] if len(widths) else 11
-        fig.add_trace(go.Scatter(x=mid[:, 0], y=mid[:, 1], mode="markers",
-                                 marker=dict(symbol="arrow", angle=angle, size=sizes, color=colors,
-                                             line=dict(color="white", width=1)),
-                                 hovertext=hover, hoverinfo="text", showlegend=False, name="edges"))
 
-    # nodes
-    indeg = dict(g.in_degree())
-    outdeg = dict(g.out_degree())
+def _add_edge_arrows(fig, df, pos, bins, widths, *, with_truth: bool) -> None:
+    """Direction: an arrow marker 75% of the way to the target (also the edge's hover target)."""
+    p0 = np.array([pos[s] for s in df["source"]], float)
+    p1 = np.array([pos[t] for t in df["target"]], float)
+    mid = p0 + 0.75 * (p1 - p0)
+    d = p1 - p0
+    angle = np.degrees(np.arctan2(d[:, 0], d[:, 1]))  # plotly: clockwise from "up"
+    colors = [TRUTH_STYLES[s]["color"] for s in df["status"]] if with_truth else \
+        [SIGN_COLORS[int(s)] for s in df["sign"]]
+    rank = df["rank"] if "rank" in df else pd.Series(np.arange(1, len(df) + 1))
+    hover = [f"{s} → {t}<br>weight {w:+.3g}" + (f"<br>rank {int(r)}" if pd.notna(r) else "")
+             + (f"<br>{st}" if with_truth else "")
+             for s, t, w, r, st in zip(df["source"], df["target"], df["weight"], rank,
+                                       df["status"] if with_truth else [None] * len(df))]
+    # the marker grows with the line width so a wide edge does not swallow its own arrow
+    sizes = 11 + 2.5 * widths[bins] if len(widths) else 11
+    fig.add_trace(go.Scatter(x=mid[:, 0], y=mid[:, 1], mode="markers",
+                             marker=dict(symbol="arrow", angle=angle, size=sizes, color=colors,
+                                         line=dict(color="white", width=1)),
+                             hovertext=hover, hoverinfo="text", showlegend=False, name="edges"))
+
+
+def _add_nodes(fig, g, shown, pos, *, truth, node_groups, focus, node_size, labels: bool) -> None:
+    """Genes coloured by their role in the known network, by module, or all alike."""
+    indeg, outdeg = dict(g.in_degree()), dict(g.out_degree())
     if truth is not None:
         tr_src = set(pd.DataFrame(truth)["source"].astype(str))
         tr_tgt = set(pd.DataFrame(truth)["target"].astype(str))
@@ -163,14 +180,13 @@ def network_figure(edges, *, genes=None, node_groups: dict | None = None, truth=
     else:
         groups_of = {n: "gene" for n in shown}
         palette = {"gene": "#444444"}
-    show_labels = labels if labels is not None else len(shown) <= 80
     for cat, color in palette.items():
         nodes = [n for n in shown if groups_of[n] == cat]
         if not nodes:
             continue
         fig.add_trace(go.Scatter(
             x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes],
-            mode="markers+text" if show_labels else "markers", text=nodes if show_labels else None,
+            mode="markers+text" if labels else "markers", text=nodes if labels else None,
             textposition="top center", textfont=dict(size=10),
             marker=dict(size=[node_size * (1.7 if n == focus else 1.0) for n in nodes], color=color,
                         line=dict(color=["black" if n == focus else "white" for n in nodes],
@@ -179,15 +195,6 @@ def network_figure(edges, *, genes=None, node_groups: dict | None = None, truth=
                        for n in nodes],
             hoverinfo="text", name=cat if len(palette) > 1 else "genes", legendgroup=f"node-{cat}",
         ))
-    fig.update_layout(
-        title=title, height=height, hovermode="closest", plot_bgcolor="white",
-        margin=dict(l=10, r=10, t=50 if title else 20, b=10),
-        xaxis=dict(visible=False), yaxis=dict(visible=False, scaleanchor="x", scaleratio=1),
-        legend=dict(itemsizing="constant"),
-        meta={"kind": "network", "n_edges": int((df.get("status", pd.Series(dtype=str)) != "missed").sum())
-              if truth is not None else int(len(df)), "n_genes": len(shown)},
-    )
-    return fig
 
 
 def truth_overlay_figure(edges, truth, **kwargs) -> go.Figure:

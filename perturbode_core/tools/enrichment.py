@@ -32,6 +32,8 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.stats import hypergeom
 
+from perturbode_core.io.files import check_input_file
+from perturbode_core.tools.fdr import benjamini_hochberg
 from perturbode_core.errors import PerturbODEError, PerturbODEWarning, check_choice
 
 __all__ = [
@@ -171,10 +173,8 @@ def read_gmt(path: str | os.PathLike, *, name: str | None = None) -> GeneSetLibr
         name or gene list, conflicting duplicate set names, or no sets at all; the message names
         the file and the line number.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise PerturbODEError(f"Gene-set file {str(path)!r} not found", where="option 'library'",
-                              fix=f"Give a .gmt file or one of the shipped libraries: {', '.join(LIBRARIES)}")
+    path = check_input_file(path, kind="Gene-set file", where=f"option 'library' ({path})",
+                            fix=f"Give a .gmt file or one of the shipped libraries: {', '.join(LIBRARIES)}")
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         try:
@@ -330,37 +330,6 @@ def match_genes(genes: Sequence[str], library) -> GeneMatch:
     return _restrict(load_library(library), genes)[1]
 
 
-# ---------------------------------------------------------------------------------------- statistics
-def benjamini_hochberg(pvalues, *, n_tests: int | None = None) -> np.ndarray:
-    """Benjamini–Hochberg adjusted p-values (q-values), monotone and capped at 1.
-
-    Parameters
-    ----------
-    pvalues
-        Array of p-values (any shape).
-    n_tests
-        The total number of tests, when ``pvalues`` holds only some of them and all the others
-        have p = 1 (they then rank last and do not change the q of the given ones beyond the
-        larger ``m``). Default: ``pvalues.size``.
-    """
-    p = np.asarray(pvalues, dtype=float)
-    shape = p.shape
-    p = p.reshape(-1)
-    m = p.size if n_tests is None else int(n_tests)
-    if m < p.size:
-        raise ValueError("n_tests must be at least the number of p-values")
-    if p.size == 0:
-        return p.reshape(shape)
-    if np.isnan(p).any():
-        raise ValueError("p-values contain NaN")
-    order = np.argsort(p, kind="stable")
-    ranked = p[order] * m / np.arange(1, p.size + 1)
-    q_sorted = np.minimum.accumulate(ranked[::-1])[::-1]
-    q = np.empty_like(p)
-    q[order] = np.minimum(q_sorted, 1.0)
-    return q.reshape(shape)
-
-
 def _hypergeom_sf(k, N, n_set, n_draw) -> np.ndarray:
     """P(X >= k) for X ~ Hypergeom(N, n_set, n_draw), vectorised.
 
@@ -470,49 +439,21 @@ def over_representation(gene_lists: Mapping[Hashable, Iterable[str]], background
         ``dropped_genes``.
     """
     lib = load_library(library)
-    for name, v in (("min_size", min_size), ("max_size", max_size), ("min_overlap", min_overlap)):
-        if not (isinstance(v, (int, np.integer)) and v >= 0):
-            raise PerturbODEError(f"{name} must be a non-negative integer, got {v!r}", where=f"option '{name}'",
-                                  fix="Give e.g. min_size=5, max_size=500")
-    if max_size < min_size:
-        raise PerturbODEError(f"max_size ({max_size}) is below min_size ({min_size})", where="option 'max_size'",
-                              fix="Give max_size >= min_size")
+    _check_sizes(min_size, max_size, min_overlap)
     S, report, genes, index = _restrict(lib, background)
     N = len(genes)
-    if N == 0:
-        raise PerturbODEError("The background (the model's genes) is empty", where="enrichment",
-                              fix="Use a model with genes")
-    if report.n_matched == 0:
-        raise PerturbODEError(f"None of the {N} model genes is in library {lib.name!r} "
-                              f"(e.g. {', '.join(genes[:3])} vs {', '.join(lib.genes[0][:3])})",
-                              where="enrichment",
-                              fix="Use the library for your species and gene identifiers (symbols vs ORF or "
-                                  "Ensembl ids), or give your own .gmt")
-    if report.fraction < 0.1:
-        warnings.warn(f"Only {report.summary()}; is this the right species / identifier type?",
-                      PerturbODEWarning, stacklevel=2)
-
-    # genes x modules 0/1 matrix
+    _check_match(report, N, genes, lib)
     labels = list(gene_lists)
-    rows, cols, dropped = [], [], 0
-    for j, key in enumerate(labels):  # one pass over the module lists (K lists of a few dozen genes)
-        idx = {index.get(str(g).casefold(), -1) for g in gene_lists[key]}
-        dropped += int(-1 in idx)
-        idx.discard(-1)
-        rows.extend(idx)
-        cols.extend([j] * len(idx))
-    Gm = sp.csc_matrix((np.ones(len(rows), np.int32), (np.asarray(rows, np.int64), np.asarray(cols, np.int64))),
-                       shape=(N, len(labels)))
+    Gm, dropped = _membership(gene_lists, labels, index, N)
     module_size = np.asarray(Gm.sum(axis=0)).reshape(-1)
     set_size = np.diff(S.indptr)
     sets_ok = np.nonzero((set_size >= max(min_size, 1)) & (set_size <= max_size))[0]
     modules_ok = np.nonzero(module_size > 0)[0]
     n_tests = len(sets_ok) * len(modules_ok)
 
-    S_ok = S[sets_ok]
     # overlaps = the sparse product S_ok (sets x genes) @ G (genes x modules), expanded term by term
     # so that each non-zero (set, module) pair also knows which genes it shares
-    si, mi, k, seg_ptr, seg_genes = _sparse_overlaps(S_ok, Gm[:, modules_ok])
+    si, mi, k, seg_ptr, seg_genes = _sparse_overlaps(S[sets_ok], Gm[:, modules_ok])
     order_pairs = np.arange(len(k))
     n_set = set_size[sets_ok][si]
     n_mod = module_size[modules_ok][mi]
@@ -527,38 +468,78 @@ def over_representation(gene_lists: Mapping[Hashable, Iterable[str]], background
     order = np.lexsort((si, mi, p))
     si, mi, k, n_set, n_mod, p, q, order_pairs = (a[order] for a in (si, mi, k, n_set, n_mod, p, q, order_pairs))
 
-    # 2x2 table: a = overlap, b = module only, c = set only, d = neither
-    a = k.astype(float)
-    b = n_mod - a
-    c = n_set - a
-    d = N - n_mod - n_set + a
-    zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
-    a, b, c, d = (x + 0.5 * zero for x in (a, b, c, d))
-    odds = (a * d) / (b * c)
-
-    term_idx = sets_ok[si]
     label_arr = np.asarray(labels)
     if label_arr.dtype.kind not in "iu":  # integer module ids stay a fast int column
         label_arr = label_arr.astype(object)
-    mod_labels = label_arr[modules_ok[mi]]
-    genes_arr = np.asarray(genes, dtype=object)
-    # overlap genes, for the reported rows only: gather their segments of the expanded product
-    if len(k):
-        lens = k
-        new_ptr = np.zeros(len(k) + 1, np.int64)
-        np.cumsum(lens, out=new_ptr[1:])
-        pos = np.repeat(seg_ptr[order_pairs] - new_ptr[:-1], lens) + np.arange(new_ptr[-1])
-        overlap_genes = _join_rows(genes_arr, seg_genes[pos], new_ptr)
-    else:
-        overlap_genes = np.zeros(0, dtype=object)
     out = pd.DataFrame({
-        "module": mod_labels, "term": np.asarray(lib.terms, dtype=object)[term_idx], "library": lib.name,
-        "overlap": k.astype(int), "set_size": n_set.astype(int), "module_size": n_mod.astype(int), "background": N,
-        "odds_ratio": odds, "pvalue": p, "qvalue": q,
-        "neg_log10_q": 0.0 - np.log10(np.maximum(q, np.finfo(float).tiny)), "genes": overlap_genes,
+        "module": label_arr[modules_ok[mi]], "term": np.asarray(lib.terms, dtype=object)[sets_ok[si]],
+        "library": lib.name, "overlap": k.astype(int), "set_size": n_set.astype(int),
+        "module_size": n_mod.astype(int), "background": N, "odds_ratio": _odds_ratio(k, n_set, n_mod, N),
+        "pvalue": p, "qvalue": q, "neg_log10_q": 0.0 - np.log10(np.maximum(q, np.finfo(float).tiny)),
+        "genes": _overlap_genes(np.asarray(genes, dtype=object), k, seg_ptr[order_pairs], seg_genes),
     }, columns=RESULT_COLUMNS, copy=False)  # fresh arrays: skip the copy and block consolidation
     out.attrs.update(n_tests=int(n_tests), n_sets_tested=int(len(sets_ok)), match=report, dropped_genes=dropped)
     return out
+
+
+def _check_sizes(min_size, max_size, min_overlap) -> None:
+    for name, v in (("min_size", min_size), ("max_size", max_size), ("min_overlap", min_overlap)):
+        if not (isinstance(v, (int, np.integer)) and v >= 0):
+            raise PerturbODEError(f"{name} must be a non-negative integer, got {v!r}", where=f"option '{name}'",
+                                  fix="Give e.g. min_size=5, max_size=500")
+    if max_size < min_size:
+        raise PerturbODEError(f"max_size ({max_size}) is below min_size ({min_size})", where="option 'max_size'",
+                              fix="Give max_size >= min_size")
+
+
+def _check_match(report, N: int, genes, lib) -> None:
+    if N == 0:
+        raise PerturbODEError("The background (the model's genes) is empty", where="enrichment",
+                              fix="Use a model with genes")
+    if report.n_matched == 0:
+        raise PerturbODEError(f"None of the {N} model genes is in library {lib.name!r} "
+                              f"(e.g. {', '.join(genes[:3])} vs {', '.join(lib.genes[0][:3])})",
+                              where="enrichment",
+                              fix="Use the library for your species and gene identifiers (symbols vs ORF or "
+                                  "Ensembl ids), or give your own .gmt")
+    if report.fraction < 0.1:
+        warnings.warn(f"Only {report.summary()}; is this the right species / identifier type?",
+                      PerturbODEWarning, stacklevel=3)
+
+
+def _membership(gene_lists, labels, index, N: int) -> tuple[sp.csc_matrix, int]:
+    """Genes x modules 0/1 matrix of the lists (matched case-insensitively) and how many lists
+    named a gene outside the background."""
+    rows, cols, dropped = [], [], 0
+    for j, key in enumerate(labels):  # one pass over the module lists (K lists of a few dozen genes)
+        idx = {index.get(str(g).casefold(), -1) for g in gene_lists[key]}
+        dropped += int(-1 in idx)
+        idx.discard(-1)
+        rows.extend(idx)
+        cols.extend([j] * len(idx))
+    Gm = sp.csc_matrix((np.ones(len(rows), np.int32), (np.asarray(rows, np.int64), np.asarray(cols, np.int64))),
+                       shape=(N, len(labels)))
+    return Gm, dropped
+
+
+def _odds_ratio(k, n_set, n_mod, N) -> np.ndarray:
+    """Odds ratio of each 2x2 table (a = overlap, b = module only, c = set only, d = neither), with
+    0.5 added to every cell of a table that has a zero so it stays finite."""
+    a = k.astype(float)
+    b, c, d = n_mod - a, n_set - a, N - n_mod - n_set + a
+    zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
+    a, b, c, d = (x + 0.5 * zero for x in (a, b, c, d))
+    return (a * d) / (b * c)
+
+
+def _overlap_genes(genes_arr, k, seg_start, seg_genes) -> np.ndarray:
+    """The ``;``-joined overlap genes of the reported rows: their segments of the expanded product."""
+    if not len(k):
+        return np.zeros(0, dtype=object)
+    new_ptr = np.zeros(len(k) + 1, np.int64)
+    np.cumsum(k, out=new_ptr[1:])
+    pos = np.repeat(seg_start - new_ptr[:-1], k) + np.arange(new_ptr[-1])
+    return _join_rows(genes_arr, seg_genes[pos], new_ptr)
 
 
 def enrich_modules(weights, library, *, role: str = "target", method: str = "top_n", top_n: int = 50,

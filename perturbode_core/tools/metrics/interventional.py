@@ -14,6 +14,7 @@ import pandas as pd
 
 from perturbode_core.errors import PerturbODEError
 from perturbode_core.io.edges import as_edge_frame
+from perturbode_core.tools.fdr import benjamini_hochberg
 
 #: Sign of the change an intervention type makes to its own target (for expected edge directions).
 _DIRECTION = {"knockout": -1.0, "knockdown": -1.0, "overexpression": 1.0, "shift": 1.0}
@@ -46,12 +47,6 @@ def _single_target_conditions(data) -> dict:
         if g not in best or counts.get(cond, 0) > counts.get(best[g], 0):
             best[g] = cond
     return best
-
-
-def _bh(p: np.ndarray) -> np.ndarray:
-    from scipy.stats import false_discovery_control
-
-    return false_discovery_control(p, method="bh") if len(p) else p
 
 
 def interventional_check(
@@ -109,82 +104,93 @@ def interventional_check(
         observed change has the direction the sign predicts, given whether the perturbation
         lowers or raises its target; NaN without signs), ``n_random``, ``alpha``.
     """
-    from scipy.stats import mannwhitneyu
-
     if correction not in ("bh", None):
         raise PerturbODEError(f"Unknown correction {correction!r}", where="interventional_check",
                               fix="Use 'bh' or None")
     names = [str(g) for g in data.gene_names]
     table = as_edge_frame(edges, gene_names, top_k=top_k)
-    n_edges = len(table)
+    tester = _PairTester(data, names, min_cells=min_cells, alpha=alpha, correction=correction)
+    testable = (table["source"].isin(tester.regs.keys()) & table["target"].isin(tester.index.index)
+                & (table["source"] != table["target"])).to_numpy()
+    tested = table[testable].reset_index(drop=True)
+    tested = pd.concat([tested, tester.test(tested["source"].to_numpy(), tested["target"].to_numpy())], axis=1)
+    r_src, r_tgt = _random_pairs(sorted(tester.regs), names, tester.index, len(tested) if n_random is None
+                                 else int(n_random), seed)
+    rand = tester.test(r_src, r_tgt)
+    summary = _summary(tested, rand, n_edges=len(table), alpha=alpha)
+    if return_table:
+        return summary, tested.drop(columns="direction")
+    return summary
 
-    regs = _single_target_conditions(data)
-    counts = pd.Series(data.labels).value_counts()
-    regs = {g: c for g, c in regs.items() if counts.get(c, 0) >= min_cells and g in set(names)}
-    if not regs:
-        raise PerturbODEError(
-            f"No single-gene perturbation with at least {min_cells} cells", where=data.source,
-            fix="The interventional check needs perturbations of single regulators with several cells")
-    index = pd.Series(np.arange(len(names)), index=names)
-    ctrl_idx = data.cells_of(data.control)
-    if len(ctrl_idx) < min_cells:
-        raise PerturbODEError(f"Only {len(ctrl_idx)} control cell(s)", where=data.source,
-                              fix=f"The interventional check needs at least {min_cells} control cells")
-    ctrl = data.X[ctrl_idx]
 
-    def evaluate(src: np.ndarray, tgt: np.ndarray) -> pd.DataFrame:
-        """p-value, Wasserstein distance and mean change of each (regulator, target) pair."""
-        pval = np.full(len(src), np.nan)
-        wdist = np.full(len(src), np.nan)
-        change = np.full(len(src), np.nan)
-        direction = np.full(len(src), np.nan)
+class _PairTester:
+    """Tests (regulator, target) pairs: does perturbing the regulator alone move the target?"""
+
+    def __init__(self, data, names, *, min_cells: int, alpha: float, correction):
+        self.data, self.alpha, self.correction = data, alpha, correction
+        regs = _single_target_conditions(data)
+        counts = pd.Series(data.labels).value_counts()
+        self.regs = {g: c for g, c in regs.items() if counts.get(c, 0) >= min_cells and g in set(names)}
+        if not self.regs:
+            raise PerturbODEError(
+                f"No single-gene perturbation with at least {min_cells} cells", where=data.source,
+                fix="The interventional check needs perturbations of single regulators with several cells")
+        self.index = pd.Series(np.arange(len(names)), index=names)
+        ctrl_idx = data.cells_of(data.control)
+        if len(ctrl_idx) < min_cells:
+            raise PerturbODEError(f"Only {len(ctrl_idx)} control cell(s)", where=data.source,
+                                  fix=f"The interventional check needs at least {min_cells} control cells")
+        self.ctrl = data.X[ctrl_idx]
+
+    def test(self, src: np.ndarray, tgt: np.ndarray) -> pd.DataFrame:
+        """p-value, q-value, Wasserstein distance and mean change of each (regulator, target) pair."""
+        from scipy.stats import mannwhitneyu
+
+        data, ctrl = self.data, self.ctrl
+        pval, wdist, change, direction = (np.full(len(src), np.nan) for _ in range(4))
         # one vectorised test per perturbed regulator (a loop over regulators, not cells)
         for g in np.unique(src):
             rows = np.flatnonzero(src == g)
-            cols = index[tgt[rows]].to_numpy()
-            cond = regs[g]
+            cols = self.index[tgt[rows]].to_numpy()
+            cond = self.regs[g]
             pert = data.X[data.cells_of(cond)]
             pval[rows] = mannwhitneyu(pert[:, cols], ctrl[:, cols], axis=0, alternative="two-sided").pvalue
             wdist[rows] = _wasserstein_columns(pert[:, cols], ctrl[:, cols])
             change[rows] = pert[:, cols].mean(0) - ctrl[:, cols].mean(0)
             kind = data.interventions[cond][0].kind
-            jj = index[g]
+            jj = self.index[g]
             direction[rows] = _DIRECTION.get(kind, np.sign(pert[:, jj].mean() - ctrl[:, jj].mean()))
         # a gene constant in both groups gives NaN: no evidence of a change
         pval = np.where(np.isnan(pval), 1.0, pval)
-        q = _bh(pval) if correction == "bh" else pval
+        q = benjamini_hochberg(pval) if self.correction == "bh" else pval
         return pd.DataFrame({"p_value": pval, "q_value": q, "wasserstein": wdist, "mean_change": change,
-                             "direction": direction, "supported": q < alpha})
+                             "direction": direction, "supported": q < self.alpha})
 
-    testable = (table["source"].isin(regs.keys()) & table["target"].isin(index.index)
-                & (table["source"] != table["target"])).to_numpy()
-    tested = table[testable].reset_index(drop=True)
-    res = evaluate(tested["source"].to_numpy(), tested["target"].to_numpy())
-    tested = pd.concat([tested, res], axis=1)
 
-    # random edges among perturbed regulators, same count (seeded)
-    reg_names = np.array(sorted(regs), dtype=object)
+def _random_pairs(reg_names, names, index, n_random: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n_random`` ordered pairs (regulator, target != regulator), drawn uniformly without
+    replacement among the perturbed regulators' pairs (seeded)."""
+    reg_names = np.array(reg_names, dtype=object)
     p = len(names)
     n_pairs = len(reg_names) * (p - 1)
-    n_rand = min(len(tested) if n_random is None else int(n_random), n_pairs)
-    rng = np.random.default_rng(seed)
-    flat = rng.choice(n_pairs, size=n_rand, replace=False)
+    n_rand = min(n_random, n_pairs)
+    flat = np.random.default_rng(seed).choice(n_pairs, size=n_rand, replace=False)
     r_src = reg_names[flat // (p - 1)]
     off = flat % (p - 1)
     r_src_idx = index[r_src].to_numpy() if n_rand else np.zeros(0, dtype=int)
     r_tgt_idx = off + (off >= r_src_idx)  # skip the self-loop
-    r_tgt = np.asarray(names, dtype=object)[r_tgt_idx]
-    rand = evaluate(r_src, r_tgt)
+    return r_src, np.asarray(names, dtype=object)[r_tgt_idx]
 
+
+def _summary(tested: pd.DataFrame, rand: pd.DataFrame, *, n_edges: int, alpha: float) -> dict:
     signed = tested["supported"].to_numpy() & np.isfinite(tested["weight"].to_numpy()) \
         & (tested["weight"].to_numpy() != 0)
     expected = np.sign(tested["weight"].to_numpy()[signed]) * tested["direction"].to_numpy()[signed]
     sign_agree = float(np.mean(np.sign(tested["mean_change"].to_numpy()[signed]) == expected)) \
         if signed.any() else np.nan
-
     share = float(tested["supported"].mean()) if len(tested) else np.nan
     r_share = float(rand["supported"].mean()) if len(rand) else np.nan
-    summary = {
+    return {
         "n_edges": int(n_edges),
         "n_tested": int(len(tested)),
         "share_supported": share,
@@ -194,9 +200,6 @@ def interventional_check(
         "share_ratio": (share / r_share if r_share > 0 else (np.inf if share > 0 else np.nan))
         if np.isfinite(share) and np.isfinite(r_share) else np.nan,
         "sign_agreement": sign_agree,
-        "n_random": int(n_rand),
+        "n_random": int(len(rand)),
         "alpha": float(alpha),
     }
-    if return_table:
-        return summary, tested.drop(columns="direction")
-    return summary

@@ -88,44 +88,72 @@ def network_metrics(
         raise PerturbODEError(f"density {density} is not in (0, 1]", where="network_metrics",
                               fix="Give the fraction of candidate pairs to call edges, e.g. 0.05")
     G, names = as_score_matrix(prediction, gene_names)
-    if isinstance(truth, (str, Path)):
-        truth = read_edge_list(truth)
-    else:
-        truth = validate_edge_list(truth, where="ground truth")
+    truth = read_edge_list(truth) if isinstance(truth, (str, Path)) else \
+        validate_edge_list(truth, where="ground truth")
     p = len(names)
-    index = pd.Series(np.arange(p), index=names)
-
-    reg_mask = np.ones(p, dtype=bool)
-    if regulators is not None:
-        reg_set = {str(r) for r in regulators}
-        reg_mask = np.isin(np.asarray(names, dtype=object), list(reg_set))
-        if not reg_mask.any():
-            raise PerturbODEError("None of the given regulators are among the genes", where="regulators",
-                                  fix="Pass regulator names exactly as the gene names")
+    reg_mask = _regulator_mask(names, regulators)
     candidate = ~np.eye(p, dtype=bool) & reg_mask[None, :]  # [target, regulator]
-
-    self_loop = (truth["source"] == truth["target"]).to_numpy()
-    known = truth["source"].isin(index.index).to_numpy() & truth["target"].isin(index.index).to_numpy()
-    t = truth[known & ~self_loop]
-    ti = index[t["target"]].to_numpy()
-    tj = index[t["source"]].to_numpy()
-    in_cand = candidate[ti, tj]
-    ti, tj, tsign = ti[in_cand], tj[in_cand], t["sign"].to_numpy()[in_cand]
-    n_dropped = int((~known & ~self_loop).sum())
-    n_outside = int((~in_cand).sum())
-
+    tt = _true_edges(truth, names, candidate)
     labels_mat = np.zeros((p, p), dtype=bool)
-    labels_mat[ti, tj] = True
+    labels_mat[tt["ti"], tt["tj"]] = True
     scores = np.abs(G[candidate])
     labels = labels_mat[candidate]
     n_cand, n_pos = int(labels.size), int(labels.sum())
     density_true = n_pos / n_cand if n_cand else np.nan
-
     both = 0 < n_pos < n_cand
     aupr = float(average_precision_score(labels, scores)) if both else np.nan
     auroc = float(roc_auc_score(labels, scores)) if both else np.nan
     ep = _expected_tp_at_k(scores, labels, n_pos) / n_pos if n_pos else np.nan
+    cut = _cut_metrics(scores, labels, n_pos, top_k=top_k, density=density, threshold=threshold)
+    has_sign = np.isfinite(tt["sign"])
+    pred_sign = np.sign(G[tt["ti"][has_sign], tt["tj"][has_sign]])
+    n_signed = int(has_sign.sum())
+    return {
+        "aupr": aupr,
+        "auroc": auroc,
+        "aupr_ratio": aupr / density_true if both else np.nan,
+        "early_precision": ep,
+        "early_precision_ratio": ep / density_true if both else np.nan,
+        **cut,
+        "sign_accuracy": float(np.mean(pred_sign == tt["sign"][has_sign])) if n_signed else np.nan,
+        "n_signed_true": n_signed,
+        "n_true_edges": n_pos,
+        "n_candidates": n_cand,
+        "edge_density": density_true,
+        "n_regulators": int(reg_mask.sum()),
+        "n_truth_dropped": tt["n_dropped"],
+        "n_truth_outside_regulators": tt["n_outside"],
+        "n_truth_self_loops": tt["n_self_loops"],
+    }
 
+
+def _regulator_mask(names, regulators) -> np.ndarray:
+    if regulators is None:
+        return np.ones(len(names), dtype=bool)
+    mask = np.isin(np.asarray(names, dtype=object), list({str(r) for r in regulators}))
+    if not mask.any():
+        raise PerturbODEError("None of the given regulators are among the genes", where="regulators",
+                              fix="Pass regulator names exactly as the gene names")
+    return mask
+
+
+def _true_edges(truth: pd.DataFrame, names, candidate: np.ndarray) -> dict:
+    """The known edges among the candidate pairs (target and regulator indices, sign), and counts
+    of those left out: genes not in the data, regulators not allowed, self-loops."""
+    index = pd.Series(np.arange(len(names)), index=names)
+    self_loop = (truth["source"] == truth["target"]).to_numpy()
+    known = truth["source"].isin(index.index).to_numpy() & truth["target"].isin(index.index).to_numpy()
+    t = truth[known & ~self_loop]
+    ti, tj = index[t["target"]].to_numpy(), index[t["source"]].to_numpy()
+    in_cand = candidate[ti, tj]
+    return {"ti": ti[in_cand], "tj": tj[in_cand], "sign": t["sign"].to_numpy()[in_cand],
+            "n_dropped": int((~known & ~self_loop).sum()), "n_outside": int((~in_cand).sum()),
+            "n_self_loops": int(self_loop.sum())}
+
+
+def _cut_metrics(scores, labels, n_pos: int, *, top_k, density, threshold) -> dict:
+    """Precision, recall and F1 where the ranking is cut (default: at the number of true edges)."""
+    n_cand = len(scores)
     if threshold is not None:
         called = scores >= threshold
         n_called = int(called.sum())
@@ -138,32 +166,7 @@ def network_metrics(
     recall = tp / n_pos if n_pos else np.nan
     f1 = (2 * precision * recall / (precision + recall)
           if n_called and n_pos and (precision + recall) > 0 else (0.0 if n_called and n_pos else np.nan))
-
-    has_sign = np.isfinite(tsign)
-    pred_sign = np.sign(G[ti[has_sign], tj[has_sign]])
-    n_signed = int(has_sign.sum())
-    sign_acc = float(np.mean(pred_sign == tsign[has_sign])) if n_signed else np.nan
-
-    return {
-        "aupr": aupr,
-        "auroc": auroc,
-        "aupr_ratio": aupr / density_true if both else np.nan,
-        "early_precision": ep,
-        "early_precision_ratio": ep / density_true if both else np.nan,
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "n_called": n_called,
-        "sign_accuracy": sign_acc,
-        "n_signed_true": n_signed,
-        "n_true_edges": n_pos,
-        "n_candidates": n_cand,
-        "edge_density": density_true,
-        "n_regulators": int(reg_mask.sum()),
-        "n_truth_dropped": n_dropped,
-        "n_truth_outside_regulators": n_outside,
-        "n_truth_self_loops": int(self_loop.sum()),
-    }
+    return {"precision": precision, "recall": recall, "f1": f1, "n_called": n_called}
 
 
 def metrics_frame(metrics: dict, **labels) -> pd.DataFrame:

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from perturbode_core.data import dataset as pdata
+from perturbode_core.io.h5ad import read_h5ad
 from perturbode_core import plots
 from perturbode_core.errors import PerturbODEError
 from perturbode_ui import data_io, loaders
@@ -51,7 +52,7 @@ with server:
     if st.button("Read file", key="data_path_read"):
         with user_errors("reading the file"):
             path = data_io.check_server_path(path_text, allowed)
-            adata = pdata.read_h5ad(path)
+            adata = read_h5ad(path)
             state.pending = {"adata": adata, "name": path.name, "source": "path"}
 
 if state.pending is not None:
