@@ -202,13 +202,7 @@ def simulate_screen(
     all_types = ["control"] + types
 
     type_names = list(network.cell_types)
-    if cell_types is None:
-        cell_types = type_names
-    unknown = [c for c in cell_types if c not in type_names]
-    if unknown:
-        raise PerturbODEError(f"Unknown cell type(s) {', '.join(map(str, unknown))}", where=network.name,
-                              fix=f"Use some of: {', '.join(type_names)}")
-    type_rows = np.array([type_names.index(c) for c in cell_types])
+    cell_types, type_rows = _cell_type_rows(network, cell_types)
     times = sorted(float(t) for t in time_points) if time_points else [t_end]
     if times[0] < 0:
         raise PerturbODEError("Time points must be >= 0", where="time_points", fix="Give times after the intervention")
@@ -218,14 +212,8 @@ def simulate_screen(
     n = cells_per_condition
     cell_type_idx = type_rows[np.arange(n) % len(type_rows)]
     basal_pop = network.basal[cell_type_idx]
-    use_initial = start == "initial" or (start == "auto" and network.initial is not None)
-    if use_initial:
-        if network.initial is None:
-            raise PerturbODEError(f"Network {network.name!r} has no progenitor (initial) state",
-                                  where="start='initial'", fix="Use start='steady'")
-        x0 = np.clip(network.initial + initial_jitter * rng.standard_normal((n, p)), 0.0, None)
-    else:
-        x0 = _steady_start(kin, network, basal_pop, cell_type_idx, type_rows, t_end, dt, intrinsic_noise, rng)
+    use_initial, x0 = _start_population(network, kin, start, n, basal_pop, cell_type_idx, type_rows, t_end, dt,
+                                        intrinsic_noise, initial_jitter, rng)
 
     n_cond = len(all_conds)
     iv = _intervention_arrays(all_conds, genes, n, network.max_production(), knockdown_fraction=knockdown_fraction,
@@ -251,6 +239,32 @@ def simulate_screen(
         "control_label": control_label, "cell_types": list(cell_types),
     }
     return _screen_anndata(network, out, obs, settings, technical_noise, rng)
+
+
+def _cell_type_rows(network: GeneNetwork, cell_types) -> tuple[list[str], np.ndarray]:
+    """The cell types to simulate (default all) and their rows of ``network.basal``."""
+    type_names = list(network.cell_types)
+    if cell_types is None:
+        cell_types = type_names
+    unknown = [c for c in cell_types if c not in type_names]
+    if unknown:
+        raise PerturbODEError(f"Unknown cell type(s) {', '.join(map(str, unknown))}", where=network.name,
+                              fix=f"Use some of: {', '.join(type_names)}")
+    return list(cell_types), np.array([type_names.index(c) for c in cell_types])
+
+
+def _start_population(network, kin, start, n, basal_pop, cell_type_idx, type_rows, t_end, dt, intrinsic_noise,
+                      initial_jitter, rng) -> tuple[bool, np.ndarray]:
+    """``(from the progenitor state?, n start cells)``: the network's progenitor state plus jitter,
+    or the control steady state after a noisy burn-in."""
+    use_initial = start == "initial" or (start == "auto" and network.initial is not None)
+    if not use_initial:
+        return False, _steady_start(kin, network, basal_pop, cell_type_idx, type_rows, t_end, dt, intrinsic_noise,
+                                    rng)
+    if network.initial is None:
+        raise PerturbODEError(f"Network {network.name!r} has no progenitor (initial) state",
+                              where="start='initial'", fix="Use start='steady'")
+    return True, np.clip(network.initial + initial_jitter * rng.standard_normal((n, len(network.genes))), 0.0, None)
 
 
 def _intervention_arrays(all_conds, genes, n, max_prod, *, knockdown_fraction, overexpression_fold) -> dict:
