@@ -23,7 +23,7 @@ that agree on its sign, so a ranking is trusted only as far as retraining keeps 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -103,6 +103,7 @@ class ScreenResult:
     seconds: float
     start: str = ""
     base_perturbation: str = ""  # kept on every simulation (e.g. the start condition's own perturbation)
+    notes: list = field(default_factory=list)  # caveats to show beside the table
 
     @property
     def title(self) -> str:

@@ -6,7 +6,8 @@ user means by "overexpress 2-fold" is an expression change. :func:`overexpressio
 finds the strength that gives it: the target's mean simulated level, alone from the given cells,
 rises by ``log(fold)`` data units (a ``log2_fold_change`` of ``log2(fold)`` in the effect table,
 the log2 fold change of expression when the data are log1p-normalised). All candidate strengths are
-solved as one batch of conditions, then refined once between the two that bracket the goal.
+solved as one batch of conditions (every gene of a screen at once), then refined once between the
+two that bracket the goal.
 
 The conversion lives here, outside the model: the encoding of interventions in the field is
 unchanged, and the typed spec keeps the model's unit (the builder shows the spec it made).
@@ -49,11 +50,62 @@ class FoldCalibration:
         return Intervention(self.gene, "overexpression", round(self.strength, 4))
 
 
-def _levels(model, cells, gene: str, strengths, base, horizon) -> np.ndarray:
-    j = model.gene_index[gene]
-    conds = [combine_interventions(base, [Intervention(gene, "overexpression", float(v))]) for v in strengths]
-    end = model.simulate(cells, conds, [0.0, horizon])[-1]  # (C, n, p): one solve for every strength
-    return np.maximum(end[..., j], FLOOR).mean(1)
+def _levels(model, cells, pairs, base, horizon) -> np.ndarray:
+    """Mean level of each (gene, strength) pair's gene under that overexpression: one batched solve."""
+    conds = [combine_interventions(base, [Intervention(g, "overexpression", float(v))]) for g, v in pairs]
+    end = model.simulate(cells, conds, [0.0, horizon])[-1]  # (C, n, p)
+    cols = np.array([model.gene_index[g] for g, _ in pairs])
+    return np.maximum(end[np.arange(len(pairs)), :, cols], FLOOR).mean(1)
+
+
+def calibrate_overexpression(model, cells, genes, fold: float, *, base=None, horizon: float | None = None,
+                             seed: int = 0) -> list[FoldCalibration]:
+    """:func:`overexpression_for_fold` of several genes at once (three batched solves in all).
+
+    Each gene is calibrated alone (the others not overexpressed), from the same cells.
+    """
+    genes = [str(g) for g in genes]
+    missing = [g for g in genes if g not in model.gene_index]
+    if missing:
+        raise PerturbODEError(f"Gene(s) not in the model: {', '.join(missing[:5])}", where="overexpression",
+                              fix="Use the model's gene names")
+    if not np.isfinite(fold) or fold < 1:
+        raise PerturbODEError(f"Overexpression fold {fold:g} is below 1", where="overexpression",
+                              fix="Give a fold change >= 1 (2 = twice the expression); use knock-down to lower a gene")
+    x0 = np.asarray(cells, dtype=np.float32)
+    if len(x0) > MAX_CELLS:
+        x0 = x0[np.sort(np.random.default_rng(seed).choice(len(x0), MAX_CELLS, replace=False))]
+    T = float(horizon or model.config.horizon)
+    base = list(base or [])
+    grid = np.asarray(STRENGTH_GRID)
+    levels = _levels(model, x0, [(g, v) for g in genes for v in grid], base, T).reshape(len(genes), len(grid))
+    starts = levels[:, 0]
+    goals = starts + np.log(fold)
+    out: list[FoldCalibration | None] = [None] * len(genes)
+    fine_pairs, fine_of = [], {}
+    for i, g in enumerate(genes):
+        above = np.flatnonzero(levels[i] >= goals[i])
+        if fold == 1:
+            out[i] = FoldCalibration(g, 1.0, 0.0, float(starts[i]), float(starts[i]), True)
+        elif len(above) == 0:
+            out[i] = FoldCalibration(g, float(fold), float(grid[-1]), float(starts[i]), float(levels[i, -1]), False)
+        else:
+            hi = int(above[0])
+            fine_of[i] = np.linspace(grid[hi - 1], grid[hi], 9)
+            fine_pairs += [(g, v) for v in fine_of[i]]
+    if fine_of:
+        # refine between the bracketing strengths (one more batched solve), then interpolate
+        fine_levels = _levels(model, x0, fine_pairs, base, T).reshape(len(fine_of), 9)
+        strengths = {}
+        for row, (i, fine) in enumerate(fine_of.items()):
+            lv = fine_levels[row]
+            k = int(np.flatnonzero(lv >= goals[i])[0]) if (lv >= goals[i]).any() else len(fine) - 1
+            strengths[i] = float(fine[0]) if k == 0 else \
+                float(fine[k - 1] + (goals[i] - lv[k - 1]) * (fine[k] - fine[k - 1]) / max(lv[k] - lv[k - 1], 1e-12))
+        reached = _levels(model, x0, [(genes[i], v) for i, v in strengths.items()], base, T)
+        for (i, v), level in zip(strengths.items(), reached):
+            out[i] = FoldCalibration(genes[i], float(fold), v, float(starts[i]), float(level), True)
+    return out
 
 
 def overexpression_for_fold(model, cells, gene: str, fold: float, *, base=None,
@@ -87,28 +139,4 @@ def overexpression_for_fold(model, cells, gene: str, fold: float, *, base=None,
     if not np.isfinite(fold) or fold < 1:
         raise PerturbODEError(f"Overexpression fold {fold:g} of {gene} is below 1", where="overexpression",
                               fix="Give a fold change >= 1 (2 = twice the expression); use knock-down to lower a gene")
-    x0 = np.asarray(cells, dtype=np.float32)
-    if len(x0) > MAX_CELLS:
-        x0 = x0[np.sort(np.random.default_rng(seed).choice(len(x0), MAX_CELLS, replace=False))]
-    T = float(horizon or model.config.horizon)
-    base = list(base or [])
-    grid = np.asarray(STRENGTH_GRID)
-    levels = _levels(model, x0, gene, grid, base, T)
-    start, goal = float(levels[0]), float(levels[0] + np.log(fold))
-    if fold == 1:
-        return FoldCalibration(gene, 1.0, 0.0, start, start, True)
-    above = np.flatnonzero(levels >= goal)
-    if len(above) == 0:
-        return FoldCalibration(gene, float(fold), float(grid[-1]), start, float(levels[-1]), False)
-    hi = int(above[0])
-    # refine once between the bracketing strengths (one more batched solve), then interpolate
-    fine = np.linspace(grid[hi - 1], grid[hi], 9)
-    fine_levels = _levels(model, x0, gene, fine, base, T)
-    k = int(np.flatnonzero(fine_levels >= goal)[0]) if (fine_levels >= goal).any() else len(fine) - 1
-    if k == 0:
-        strength = float(fine[0])
-    else:
-        lo_v, hi_v, lo_l, hi_l = fine[k - 1], fine[k], fine_levels[k - 1], fine_levels[k]
-        strength = float(lo_v + (goal - lo_l) * (hi_v - lo_v) / max(hi_l - lo_l, 1e-12))
-    level = float(_levels(model, x0, gene, [strength], base, T)[0])
-    return FoldCalibration(gene, float(fold), strength, start, level, True)
+    return calibrate_overexpression(model, cells, [gene], fold, base=base, horizon=horizon, seed=seed)[0]
