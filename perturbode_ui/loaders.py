@@ -9,6 +9,7 @@ to the session, so training or editing it never leaks into another session).
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import threading
 import time
@@ -122,6 +123,10 @@ def warm_up() -> threading.Thread:
     is drawn, so it never delays that page.
     """
     def work():
+        try:  # Linux schedules threads as tasks: this one yields the CPU to every request meanwhile
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (AttributeError, OSError):
+            pass
         import torch
 
         torch.optim.Adam([torch.zeros(1, requires_grad=True)])

@@ -69,3 +69,15 @@ def test_baseline_keeps_the_start_condition_perturbed(myeloid):
     ivs = simulate.combine_interventions(simulate.as_interventions("Gata1:knockout+Pu.1:knockout", model.gene_names),
                                          simulate.as_interventions("Gata1:overexpression=2", model.gene_names))
     assert [iv.to_spec() for iv in ivs] == ["Pu.1:knockout", "Gata1:overexpression=2"]  # extra wins per gene
+
+
+def test_calibrating_several_genes_at_once_equals_one_at_a_time(myeloid):
+    from perturbode_core.tools.intervention_units import calibrate_overexpression
+
+    data, model = myeloid
+    cells = data.control_cells()[:64]
+    many = calibrate_overexpression(model, cells, ["Pu.1", "Gata1", "Cebpa"], 3.0)
+    for cal in many:
+        one = overexpression_for_fold(model, cells, cal.gene, 3.0)
+        assert cal.gene == one.gene and cal.strength == pytest.approx(one.strength, rel=1e-4)
+        assert cal.achieved_fold == pytest.approx(3.0, rel=0.02)
