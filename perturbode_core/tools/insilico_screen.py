@@ -30,7 +30,7 @@ import pandas as pd
 
 from perturbode_core.data.interventions import DEFAULT_VALUES, Intervention, format_spec
 from perturbode_core.errors import PerturbODEError, check_choice
-from perturbode_core.tools.simulate import FLOOR, as_interventions, combine_interventions
+from perturbode_core.tools.simulate import BATCH_VALUES, FLOOR, as_interventions, combine_interventions, end_states
 
 __all__ = ["Readout", "ScreenResult", "candidate_perturbations", "run_screen", "READOUT_KINDS", "DIRECTIONS"]
 
@@ -38,9 +38,6 @@ __all__ = ["Readout", "ScreenResult", "candidate_perturbations", "run_screen", "
 READOUT_KINDS = ("gene", "module", "state")
 #: How the table is sorted: strongest decrease, strongest increase, or largest change either way.
 DIRECTIONS = ("decrease", "increase", "either")
-#: Values (conditions x cells x genes) solved per batch: about 80 MB of float32 state, a few
-#: copies of which the solver keeps; large screens are split into batches of this size.
-BATCH_VALUES = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -152,18 +149,9 @@ def _state_scores(model, base: np.ndarray, states: np.ndarray, profile: np.ndarr
     return (states.mean(1) / scale - start) @ goal / norm2
 
 
-def _solve(model, cells: np.ndarray, perturbations: list, horizon: float, batch_values: int):
-    """End states (C, n, p) of every perturbation, in batches of about ``batch_values`` values."""
-    per = max(1, int(batch_values // max(1, cells.shape[0] * cells.shape[1])))
-    out = []
-    for i in range(0, len(perturbations), per):
-        out.append(model.simulate(cells, perturbations[i:i + per], [0.0, horizon])[-1])
-    return np.concatenate(out, axis=0)
-
-
 def _screen_one(model, cells, ivs, base, readout, horizon, floor, batch_values) -> tuple[float, np.ndarray]:
     """(baseline readout, readout change of each candidate) for one model."""
-    states = _solve(model, cells, [base] + ivs, horizon, batch_values)
+    states = end_states(model, cells, [base] + ivs, horizon=horizon, batch_values=batch_values)
     if floor is not None:
         states = np.maximum(states, floor)  # expression cannot go below the floor (see simulate.FLOOR)
     if readout.kind == "state":

@@ -17,6 +17,9 @@ from perturbode_core.data.interventions import Intervention, check_genes, parse_
 
 #: The lowest expression a prediction may show (data units): log-normalised data and counts are >= 0.
 FLOOR = 0.0
+#: Values (conditions x cells x genes) solved per batch by :func:`end_states`: about 80 MB of
+#: float32 state, a few copies of which the solver keeps.
+BATCH_VALUES = 20_000_000
 
 
 def as_interventions(perturbation, gene_names, *, default_kind: str = "knockout") -> list[Intervention]:
@@ -86,6 +89,19 @@ def trajectories(model, cells, perturbations, *, horizon: float | None = None, n
 
 
 _solve = trajectories  # effect_table's parameter of the same name shadows the function
+
+
+def end_states(model, cells, perturbations, *, horizon: float | None = None,
+               batch_values: int = BATCH_VALUES) -> np.ndarray:
+    """End states (C, n, p), data units, of many perturbations from the same cells: the conditions
+    are one batch dimension of the solve, split into batches of about ``batch_values`` values so
+    that a genome-wide screen fits in memory."""
+    x0 = _start_cells(model, cells)
+    T = float(horizon if horizon is not None else model.config.horizon)
+    per = max(1, int(batch_values // max(1, x0.shape[0] * x0.shape[1])))
+    perturbations = list(perturbations)
+    out = [model.simulate(x0, perturbations[i:i + per], [0.0, T])[-1] for i in range(0, len(perturbations), per)]
+    return np.concatenate(out, axis=0)
 
 
 def trajectories_anndata(model, cells, perturbation, *, horizon: float | None = None, n_times: int = 21):
