@@ -41,9 +41,9 @@ value = c2.number_input(unit or "value", min_value=0.0 if kind_label == "knock-d
                              "model's overexpression strength for each gene.") if unit else None
 condition = c3.selectbox("Start from the cells of", data.conditions, key="screen_start",
                          help="Usually the control cells.")
-keep = c3.checkbox(f"Keep {condition}'s own perturbation on", value=True, key="screen_keep",
-                   disabled=condition == data.control,
-                   help="Without it, the start cells relax back as if their perturbation had been lifted (a knocked-out "
+keep = condition != data.control and c3.checkbox(
+    f"Keep {condition}'s own perturbation on", value=True, key="screen_keep",
+    help="Without it, the start cells relax back as if their perturbation had been lifted (a knocked-out "
                         "gene rebounds): the screen then is not a second perturbation on top of the first.")
 
 # ---- the readout
