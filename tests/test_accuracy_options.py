@@ -20,7 +20,7 @@ def _model(**kw):
 
 def test_paired_control_is_the_difference_of_trajectories_and_keeps_controls():
     cells = np.random.default_rng(0).normal(1.0, 0.5, size=(9, 6)).astype(np.float32)
-    plain, paired = _model(), _model(paired_control=True)
+    plain, paired = _model(paired_control=False), _model(paired_control=True)
     with torch.no_grad():
         for m in (plain, paired):
             m.A.mul_(3.0)

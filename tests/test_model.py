@@ -132,8 +132,9 @@ def test_sinkhorn_divergence_is_zero_for_identical_and_grows_with_shift():
 
 
 def test_intervention_levels_are_in_data_units_under_a_non_trivial_scale():
-    """Knockout / clamp / knockdown levels are data units and shifts are standardised units (x scale
-    in data units), also when mean != 0 and scale != 1: a units slip in encode() shows here."""
+    """Knockout / clamp / knockdown levels and overexpression strengths are data units and shifts
+    standardised units (x scale in data units), also when mean != 0 and scale != 1: a units slip
+    in encode() shows here."""
     p = 5
     mean = np.array([1.0, 0.5, -1.0, 2.0, 0.3])
     scale = np.array([2.0, 0.5, 3.0, 1.5, 0.8])
@@ -147,8 +148,13 @@ def test_intervention_levels_are_in_data_units_under_a_non_trivial_scale():
     out = m.simulate(x0, [spec], [0.0, 30.0])[-1, 0, 0]
     expected = [2.0 + 0.5 * scale[0],  # shift / gamma standardised units
                 0.0, 4.0, 0.75 * 2.0,
-                2.0 + 2 * m.config.shift_delta * scale[4]]
+                2.0 + 2 * m.config.shift_delta]  # overexpression strength: data units (shift_units="data")
     np.testing.assert_allclose(out, expected, atol=1e-3)
+    old = PerturbODE([f"g{i}" for i in range(p)], ModelConfig(n_modules=3, solver="dopri5", shift_units="standardised"),
+                     mean=mean, scale=scale, control_level=np.full(p, 2.0))
+    old.load_state_dict(m.state_dict())
+    assert old.simulate(x0, ["g4:overexpression=2"], [0.0, 30.0])[-1, 0, 0, 4] == pytest.approx(
+        2.0 + 2 * old.config.shift_delta * scale[4], abs=1e-3)
 
 
 def test_default_module_count_follows_the_perturbations():

@@ -35,6 +35,7 @@ call integrates everything.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -139,6 +140,8 @@ class PerturbODE(nn.Module):
         if p == 0:
             raise PerturbODEError("A model needs at least one gene", fix="Load data with genes")
         config = (config or ModelConfig()).resolved_for(p)
+        if config.perturbation_offset == "auto":  # no data to decide from: no offset
+            config = dataclasses.replace(config, perturbation_offset="none")
         self.config = config
         self.gene_names = gene_names
         self.gene_index = {g: i for i, g in enumerate(gene_names)}
@@ -191,6 +194,11 @@ class PerturbODE(nn.Module):
         targets = data.perturbed_genes(conditions)
         latent = sorted(targets - set(data.gene_names))
         config = (config or ModelConfig()).resolved_for(data.n_genes, len(targets))
+        if config.perturbation_offset == "auto":
+            from perturbode_core.data.shared_response import has_shared_response
+
+            shared = has_shared_response(data, None if conditions is None else list(conditions))
+            config = dataclasses.replace(config, perturbation_offset="per_type" if shared else "none")
         level = np.median(ctrl, axis=0) if config.anchor == "control_median" else ctrl.mean(0)
         mean, sd = column_mean_std(data.X, rows)
         # floor the scale so that genes with (almost) no variance do not explode in z units
@@ -496,7 +504,8 @@ class PerturbODE(nn.Module):
 
     def l1_penalty(self) -> torch.Tensor:
         """Mean absolute weight of A and of the module inputs (B and the latent regulators'
-        W_latent together): scale-free, independent of p, K and m."""
+        W_latent together): scale-free, independent of p, K and m. (The perturbation offset is
+        not penalised: an L1 weight that keeps edges sparse made it miss most of a shared shift.)"""
         inputs = self.B.abs().sum() + self.W_latent.abs().sum()
         return self.A.abs().mean() + inputs / (self.B.numel() + self.W_latent.numel())
 

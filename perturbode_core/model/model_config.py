@@ -13,7 +13,7 @@ from perturbode_core.model.solvers import get_solver
 
 ALPHA_MODES = ("learned", "fixed")
 ANCHORS = ("control_mean", "control_median", "free")
-PERTURBATION_OFFSETS = ("none", "shared", "per_type")
+PERTURBATION_OFFSETS = ("auto", "none", "shared", "per_type")
 SHIFT_UNITS = ("data", "standardised")
 
 
@@ -67,7 +67,11 @@ class ModelConfig(OptionsMixin):
     perturbation_offset
         A learned rate added to the field of every perturbed condition, whatever its target: the
         response all perturbed cells of a screen share (``shared``: one offset; ``per_type``: one
-        per intervention type, e.g. CRISPRko and CRISPRa machinery differ; ``none``).
+        per intervention type, e.g. CRISPRko and CRISPRa machinery differ; ``none``). ``auto``
+        (default): ``per_type`` when the training data show a shared response
+        (:func:`~perturbode_core.data.shared_response.has_shared_response`: the other conditions'
+        average shift predicts a condition's shift), else ``none``; resolved when the model is
+        built from data (a model built by hand takes ``none``).
     paired_control
         Predict each perturbed cell as its start cell plus the difference between its perturbed
         and its unperturbed trajectory (a paired counterfactual). The variation that the
@@ -95,15 +99,15 @@ class ModelConfig(OptionsMixin):
     atol: float = 1e-5
     adjoint: bool = False
     shift_delta: float = 1.0
-    learn_shift: bool = False
+    learn_shift: bool = True
     learn_shift_per_target: bool = False
     shift_units: str = "data"
     shift_shrinkage: float = 1e-2
     init_scale: float = 0.5
     learn_decay: bool = True
     checkpoint_steps: bool = False
-    perturbation_offset: str = "none"
-    paired_control: bool = False
+    perturbation_offset: str = "auto"
+    paired_control: bool = True
 
     def __post_init__(self):
         """Check every option once, at construction (also after ``dataclasses.replace``); raise

@@ -1,0 +1,50 @@
+"""Is there a response that all perturbations of a screen share?
+
+In many real screens every perturbed population moves the same way whatever its target
+(delivery of the guide, selection, stress, batch): the "systematic variation" that makes the
+mean-shift baseline hard to beat. In others (and in simulations on a known network) there is
+none, and a term for it only absorbs the average of condition-specific effects. The test needs
+no ground truth: leave each perturbed condition out, predict its mean shift by the average shift
+of the others, and compare with predicting no shift. When the average of the others explains a
+real share of each condition's shift, the screen has a shared response.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: Share of the no-shift error that the leave-one-out average must remove to call a response shared.
+SHARED_RESPONSE_GAIN = 0.1
+
+
+def shared_response_gain(data, conditions=None, *, scale=None) -> float:
+    """``1 - error(leave-one-out average shift) / error(no shift)`` over the perturbed conditions
+    (mean shifts from the control, per gene divided by ``scale``; default the genes' sd over all
+    cells). Positive when the other conditions' average predicts a condition's shift; NaN with
+    fewer than three perturbed conditions."""
+    conds = [c for c in (data.perturbations if conditions is None else conditions) if c != data.control]
+    if len(conds) < 3:
+        return float("nan")
+    codes = pd.Categorical(data.labels, categories=[data.control] + conds).codes
+    keep = codes >= 0
+    sums = np.zeros((len(conds) + 1, data.n_genes))
+    np.add.at(sums, codes[keep], np.asarray(data.X[keep], dtype=np.float64))
+    n = np.bincount(codes[keep], minlength=len(conds) + 1).astype(float)
+    if (n == 0).any():
+        return float("nan")
+    means = sums / n[:, None]
+    if scale is None:
+        scale = np.asarray(data.X, dtype=np.float64).std(0)
+    scale = np.where(np.asarray(scale) > 1e-12, scale, 1.0)
+    shifts = (means[1:] - means[0]) / scale
+    total = shifts.sum(0)
+    loo = (total[None, :] - shifts) / (len(conds) - 1)
+    no_shift = float((shifts ** 2).sum())
+    return float(1.0 - ((shifts - loo) ** 2).sum() / no_shift) if no_shift > 0 else float("nan")
+
+
+def has_shared_response(data, conditions=None, *, scale=None) -> bool:
+    """Whether :func:`shared_response_gain` exceeds :data:`SHARED_RESPONSE_GAIN`."""
+    gain = shared_response_gain(data, conditions, scale=scale)
+    return bool(np.isfinite(gain) and gain > SHARED_RESPONSE_GAIN)
