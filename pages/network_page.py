@@ -13,7 +13,7 @@ from perturbode_core import plots
 from perturbode_core.io import edges as edge_io
 from perturbode_core.tools import grn
 from perturbode_core.tools.modules import dominant_module
-from perturbode_core.tools.network_view import neighbourhood_edges
+from perturbode_core.tools.network_view import neighbourhood_edges, with_unmeasured
 from perturbode_ui.state import get_state
 from perturbode_ui.widgets import require_model, user_errors
 
@@ -41,6 +41,11 @@ with st.sidebar:
                           help="plain: G = A·diag(α)·B. jacobian: α scaled by each module's mean slope on the "
                                "control cells (discounts saturated modules).")
     layout = st.selectbox("Layout", ["spring", "kamada_kawai", "circular"], key="net_layout")
+    latent_names = list(getattr(model, "latent_names", []))
+    per_latent = st.slider("Edges per unmeasured regulator", 0, 20, 5, key="net_latent_k",
+                           help="Perturbed targets that are not among the measured genes enter the model as "
+                                "regulators with learned inputs into the modules; drawn as diamonds.") \
+        if latent_names else 0
 
 with user_errors("network"):
     G = network_matrix(alpha_mode)
@@ -60,7 +65,8 @@ with user_errors("network"):
                             step=max(max_abs / 100, 1e-6), format="%.4f", key="net_thr")
             edges = edge_io.edge_table(G, genes, threshold=thr)
     with c2:
-        focus = st.selectbox("Focus on a gene", ["(whole network)"] + sorted(genes, key=str.casefold), key="net_focus",
+        focus = st.selectbox("Focus on a gene", ["(whole network)"] + sorted(genes + latent_names, key=str.casefold),
+                             key="net_focus",
                              help="Type to search. Shows the gene's regulators and/or targets.")
         focus = None if focus == "(whole network)" else focus
         hops = st.slider("Hops", 1, 3, 1, key="net_hops", disabled=focus is None)
@@ -76,6 +82,10 @@ with user_errors("network"):
         if not has_truth:
             st.caption("No known network for these data (upload one on the Evaluate page for the overlay).")
 
+    if per_latent:  # unmeasured regulators and their strongest learned edges, marked "not measured"
+        cells = data.control_cells() if alpha_mode == "jacobian" else None
+        edges = with_unmeasured(edges, grn.latent_edges(model, alpha_mode=alpha_mode, cells=cells),
+                                per_regulator=per_latent)
     shown = neighbourhood_edges(edges, focus, hops=hops, direction=direction) if focus else edges
     w = model.module_weights()
     modules = dominant_module(w["A"], w["alpha"], genes)
@@ -83,8 +93,11 @@ with user_errors("network"):
         shown, genes=[focus] if focus else None,
         node_groups=modules if colour == "module" else None,
         truth=state.truth if colour == "ground truth" else None,
-        focus=focus, layout=layout, title=None)
+        focus=focus, layout=layout, title=None, unmeasured=latent_names)
 
+    if latent_names:
+        st.caption(f"Not measured (diamonds): {', '.join(latent_names)}: perturbed in the screen but not among the "
+                   "genes; their edges are their learned inputs into the modules read through the modules' targets.")
     m1, m2, m3 = st.columns(3)
     m1.metric("Edges shown", len(shown))
     m2.metric("Genes shown", fig.layout.meta["n_genes"] if fig.layout.meta else 0)

@@ -92,7 +92,8 @@ if build:
                          for n in sims if n in scenarios},
             network_score=ev.network if with_metrics else None,
             prediction_score=ev.prediction if with_metrics else None,
-            stability=ev.stability if with_metrics else None)
+            stability=ev.stability if with_metrics else None,
+            literature_score=ev.literature if with_metrics else None)
         text = report.build_report(inputs)
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M")
         state.report = {"html": text.encode("utf-8"), "file": f"perturbode_report_{stamp}.html"}

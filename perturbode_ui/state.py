@@ -118,6 +118,8 @@ class EvaluationResults:
     prediction_key: tuple | None = None
     seed_runs: SeedRuns | None = None
     stability: dict | None = None        # tools.evaluate.stability_summary (+ "failed")
+    literature: object | None = None     # tools.evaluate.LiteratureScore
+    literature_key: str | None = None
     truth_upload: tuple | None = None    # (file name, size) of the uploaded known network
 
 
@@ -344,16 +346,17 @@ class AppState:
         self._finalizer()
 
 
-def load_demo(state: AppState) -> None:
-    """Load the demo dataset and its trained checkpoint into ``state`` (first start)."""
+def load_demo(state: AppState, name: str | None = None) -> None:
+    """Load a built-in dataset and its trained demo checkpoint into ``state`` (default: the demo
+    shown on first start)."""
     from perturbode_core.io.checkpoint import load_checkpoint
 
     from perturbode_ui import loaders
 
-    name = loaders.demo_dataset()
+    name = name or loaders.demo_dataset()
     data, truth, messages = loaders.load_builtin(name)
     state.set_data(data, name=name, source="builtin", truth=truth, messages=messages)
-    path = state.workdir / "demo_model.pt"
+    path = state.workdir / f"{name}_demo_model.pt"
     path.write_bytes(loaders.demo_checkpoint_bytes(name))
     state.set_checkpoint(load_checkpoint(path, genes=data.gene_names, where="demo checkpoint"),
                          source="demo checkpoint")

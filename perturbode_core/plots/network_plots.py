@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from perturbode_core.plots.style import MODULE_PALETTE, NODE_STATUS_COLORS, SIGN_COLORS, TRUTH_STYLES
+from perturbode_core.plots.style import MODULE_PALETTE, NODE_STATUS_COLORS, SIGN_COLORS, TRUTH_STYLES, UNMEASURED_COLOR
 from perturbode_core.io.edges import as_edge_frame
 from perturbode_core.tools.network_view import classify_edges
 
@@ -59,7 +59,7 @@ def _segment_trace(xy_pairs, *, color, width, dash="solid", name, legendgroup, s
 # ------------------------------------------------------------------------------------------ networks
 def network_figure(edges, *, genes=None, node_groups: dict | None = None, truth=None, focus: str | None = None,
                    layout: str = "spring", seed: int = 0, title: str | None = None, height: int = 650,
-                   node_size: float = 14.0, labels: bool | None = None) -> go.Figure:
+                   node_size: float = 14.0, labels: bool | None = None, unmeasured=()) -> go.Figure:
     """An interactive network of the given edges.
 
     Edges are coloured by sign (activation blue, repression vermillion) and drawn wider for larger
@@ -84,6 +84,9 @@ def network_figure(edges, *, genes=None, node_groups: dict | None = None, truth=
         See :func:`network_layout`.
     labels
         Show gene names on the nodes (default: when at most 80 genes are drawn).
+    unmeasured
+        Regulators that are not measured genes (a model's latent regulators): drawn as diamonds,
+        marked "not measured".
     """
     df = as_edge_frame(edges)
     shown = list(dict.fromkeys(list(df["source"]) + list(df["target"]) + [str(g) for g in (genes or [])]))
@@ -108,7 +111,7 @@ def network_figure(edges, *, genes=None, node_groups: dict | None = None, truth=
     if len(df):
         _add_edge_arrows(fig, df, pos, bins, widths, with_truth=truth is not None)
     _add_nodes(fig, g, shown, pos, truth=truth, node_groups=node_groups, focus=focus, node_size=node_size,
-               labels=labels if labels is not None else len(shown) <= 80)
+               labels=labels if labels is not None else len(shown) <= 80, unmeasured=set(map(str, unmeasured)))
     fig.update_layout(
         title=title, height=height, hovermode="closest", plot_bgcolor="white",
         margin=dict(l=10, r=10, t=50 if title else 20, b=10),
@@ -164,9 +167,21 @@ def _add_edge_arrows(fig, df, pos, bins, widths, *, with_truth: bool) -> None:
                              hovertext=hover, hoverinfo="text", showlegend=False, name="edges"))
 
 
-def _add_nodes(fig, g, shown, pos, *, truth, node_groups, focus, node_size, labels: bool) -> None:
-    """Genes coloured by their role in the known network, by module, or all alike."""
+def _add_nodes(fig, g, shown, pos, *, truth, node_groups, focus, node_size, labels: bool, unmeasured=frozenset()) -> None:
+    """Genes coloured by their role in the known network, by module, or all alike; unmeasured
+    regulators apart (diamonds, "not measured")."""
     indeg, outdeg = dict(g.in_degree()), dict(g.out_degree())
+    latent = [n for n in shown if n in unmeasured]
+    shown = [n for n in shown if n not in unmeasured]
+    if latent:
+        fig.add_trace(go.Scatter(
+            x=[pos[n][0] for n in latent], y=[pos[n][1] for n in latent],
+            mode="markers+text" if labels else "markers", text=latent if labels else None,
+            textposition="top center", textfont=dict(size=10),
+            marker=dict(size=node_size * 1.2, symbol="diamond", color=UNMEASURED_COLOR, line=dict(color="white", width=1)),
+            hovertext=[f"<b>{n}</b><br>not measured (a perturbed target outside the genes)<br>targets: {outdeg.get(n, 0)}"
+                       for n in latent],
+            hoverinfo="text", name="not measured", legendgroup="node-not-measured"))
     if truth is not None:
         tr_src = set(pd.DataFrame(truth)["source"].astype(str))
         tr_tgt = set(pd.DataFrame(truth)["target"].astype(str))

@@ -29,6 +29,8 @@ MODULE_PALETTE = [
 PALETTE = qualitative.Plotly + qualitative.D3 + qualitative.Set2
 #: The control condition is always grey.
 CONTROL_COLOR = "#9e9e9e"
+#: Regulators that are not among the measured genes (latent): drawn as diamonds in this colour.
+UNMEASURED_COLOR = "#CC79A7"
 
 
 def palette_color(i: int) -> str:

@@ -242,6 +242,43 @@ class PredictionScore:
         return "Conditions " + "; ".join(parts) + ". Baselines learn from every other condition."
 
 
+@dataclass
+class LiteratureScore:
+    """The model's edges (measured genes and unmeasured regulators) scored against published TF
+    networks, beside a degree-preserving random expectation
+    (:func:`~perturbode_core.tools.metrics.literature.literature_support`)."""
+
+    table: pd.DataFrame
+    n_edges: int = 0
+
+    title = "Literature support (published TF networks)"
+
+    @property
+    def note(self) -> str:
+        empty = self.table.attrs.get("empty", [])
+        text = ("Share of the strongest edges out of reference TFs that the reference lists (direction counts), "
+                "beside the same share when each TF's targets are shuffled keeping every gene's degree "
+                f"({self.n_edges} edges ranked, references restricted to the genes present).")
+        if empty:
+            text += f" No edge of {', '.join(empty)} joins two of these genes."
+        return text
+
+
+def literature_check(model, *, references=("collectri", "trrust"), top_k=(25, 50, 100), n_permutations: int = 1000,
+                     seed: int = 0) -> LiteratureScore:
+    """:func:`~perturbode_core.tools.metrics.literature.literature_support` of a model's network:
+    its gene-to-gene edges and its unmeasured regulators' edges to the measured genes."""
+    from perturbode_core.tools import grn
+    from perturbode_core.tools.metrics.literature import literature_support
+
+    edges = pd.concat([grn.model_edges(model)[["source", "target", "weight"]],
+                       grn.latent_edges(model)[["source", "target", "weight"]]], ignore_index=True)
+    genes = list(model.gene_names) + list(getattr(model, "latent_names", []))
+    table = literature_support(edges, genes, references=references, top_k=top_k,
+                               n_permutations=n_permutations, seed=seed)
+    return LiteratureScore(table=table, n_edges=len(edges))
+
+
 def score_predictions_of(model, data, conditions, *, settings=None, max_start_cells: int = 300,
                          seed: int = 0) -> PredictionScore:
     """:func:`prediction_comparison` of ``conditions``, labelled with what the model saw
