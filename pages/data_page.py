@@ -21,8 +21,9 @@ with builtin:
     names = loaders.builtin_datasets()
     current = names.index(state.dataset_name) if state.dataset_name in names else 0
     # the simulated demo (known network) and the real screen come first, each with its trained model
-    name = st.selectbox("Dataset", names, index=current, key="data_builtin_name", format_func=loaders.dataset_label)
-    st.caption(loaders.dataset_description(name))
+    name = st.selectbox("Dataset", names, index=current, key="data_builtin_name",
+                        help="First: the simulated demo with a known network, then the real CRISPR screen")
+    st.caption(f"**{loaders.dataset_label(name)}** · {loaders.dataset_description(name)}")
     if st.button("Load dataset", key="data_builtin_load", type="primary"):
         with user_errors("loading " + name), st.spinner(f"Loading {name}…"):
             if loaders.has_demo_model(name):

@@ -7,8 +7,8 @@ fraction, overexpression fold or activity factor).
 
 One label whose cells carry several types or doses (a phospho-flow drug screen where protein PKC
 is inhibited in some wells and activated in others) is split into one condition per type and dose,
-each named by its canonical spec (``PKC:activity=0``, ``PKC:activity=2``; ``A:knockdown``,
-``A:overexpression``), so every label still parses with
+each named by its canonical spec with the value written out (``PKC:activity=0``, ``PKC:activity=2``;
+``A:knockdown=0.5``, ``A:overexpression=1``), so every label still parses with
 :func:`~perturbode_core.data.interventions.parse_spec` to exactly its interventions.
 
 With ``condition_key``, a condition is instead a value of its own column (``condition``,
@@ -122,6 +122,12 @@ def _parse(label, kind, value, activity_synonyms, where, key):
                       where=f"{where}, obs[{key!r}]")
 
 
+def _explicit(ivs: list[Intervention]) -> list[Intervention]:
+    """The interventions with every value written out (a knockout has none), so that the labels
+    of a split read unambiguously (``PKC:activity=0`` vs ``PKC:activity=2``)."""
+    return [iv if iv.kind == "knockout" else Intervention(iv.gene, iv.kind, iv.resolved_value) for iv in ivs]
+
+
 def _groups(labels: np.ndarray, kinds: np.ndarray, values: np.ndarray):
     """Distinct (label, kind, value) triples with the cells of each (one pass over the cells)."""
     frame = pd.DataFrame({"label": labels, "kind": kinds, "value": pd.Series(values, dtype=object).astype(str)})
@@ -148,7 +154,7 @@ def _by_label(targets, control, kinds, values, activity_synonyms, where, key) ->
         names = []
         for g in groups:
             i = first[g]
-            ivs = _parse(label, kinds[i], values[i], activity_synonyms, where, key)
+            ivs = _explicit(_parse(label, kinds[i], values[i], activity_synonyms, where, key))
             name = format_spec(ivs)
             if name in interventions:  # e.g. 'A' knockdown=0.5 and 'A:knockdown=0.5' in one file
                 raise PerturbODEError(f"Two labels describe the same condition {name!r}", where=f"{where}, obs[{key!r}]",
@@ -156,7 +162,7 @@ def _by_label(targets, control, kinds, values, activity_synonyms, where, key) ->
             interventions[name] = ivs
             labels[codes == g] = name
             names.append(name)
-        split[label] = names
+        split[label] = sorted(names)
     return Conditions(labels=labels.astype(str), interventions=interventions, split=split)
 
 

@@ -340,7 +340,7 @@ def from_anndata(
     conditions = [control] + sorted(c for c in interventions if c in set(pd.unique(labels)))
     interventions = {c: interventions[c] for c in conditions[1:]}
     set_aside = pd.DataFrame(aside, columns=SET_ASIDE_COLUMNS)
-    _report_load(conds.split, interventions, gene_names, set_aside, where)
+    _report_load(conds.split, interventions, gene_names, set_aside, where, condition_key or perturbation_key)
     _warn_single_profiles(labels, where)
     return PerturbationData(
         X=X, gene_names=gene_names, labels=labels, control=control, conditions=conditions,
@@ -468,9 +468,11 @@ def _read_expression(adata, layer: str | None, normalize: bool, gene_names: list
 def _check_targets(interventions, gene_names, strict: bool, where: str, key: str) -> None:
     """Refuse unmeasured targets when ``strict``; otherwise warn about those that look like a
     measured gene written in another case (a typo, not an unmeasured regulator)."""
-    if strict:
-        for cond, ivs in interventions.items():
-            check_genes(ivs, gene_names, where=f"{where}, obs[{key!r}], condition {cond!r}")
+    if strict:  # one message naming every unmeasured target and the conditions that carry them
+        missing = {iv.gene: iv for ivs in interventions.values() for iv in ivs if iv.gene not in set(gene_names)}
+        conds = [c for c, ivs in interventions.items() if any(iv.gene in missing for iv in ivs)]
+        check_genes(sorted(missing.values(), key=lambda iv: iv.gene), gene_names,
+                    where=f"{where}, obs[{key!r}], condition(s) {', '.join(conds[:5])}{' ...' if len(conds) > 5 else ''}")
         return
     measured = set(gene_names)
     folded = {g.casefold(): g for g in gene_names}
@@ -524,15 +526,22 @@ def _drop_empty(labels, keep, control, interventions, aside, where) -> np.ndarra
     return np.ones(len(labels), bool) if not gone else ~np.isin(labels, gone)
 
 
-def _report_load(split, interventions, gene_names, set_aside, where) -> None:
+def _report_load(split, interventions, gene_names, set_aside, where, key) -> None:
     """One info line each: labels split by type, unmeasured targets; one warning: what was set aside."""
     if split:
         parts = [f"{label} -> {', '.join(names)}" for label, names in list(split.items())[:5]]
         warnings.warn(f"{where}: {len(split)} label(s) mix intervention types or doses and were split into one "
                       f"condition each: {'; '.join(parts)}", PerturbODEInfo, stacklevel=4)
     measured = set(gene_names)
-    unmeasured = sorted({iv.gene for ivs in interventions.values() for iv in ivs} - measured)
-    if unmeasured:
+    targets = {iv.gene for ivs in interventions.values() for iv in ivs}
+    unmeasured = sorted(targets - measured)
+    if unmeasured and len(unmeasured) == len(targets):
+        # legitimate (a screen of genes outside the panel) but also what a wrong column looks like
+        warnings.warn(f"{where}: none of the {len(targets)} target(s) ({', '.join(unmeasured[:5])}"
+                      f"{' ...' if len(unmeasured) > 5 else ''}) is among the measured genes. If the perturbation "
+                      f"column is not {key!r}, choose the right one; otherwise every target is an unmeasured "
+                      "regulator.", PerturbODEWarning, stacklevel=4)
+    elif unmeasured:
         warnings.warn(f"{where}: {len(unmeasured)} target(s) are not among the {len(gene_names)} measured genes and "
                       f"enter the model as unmeasured regulators: {', '.join(unmeasured[:20])}"
                       f"{' ...' if len(unmeasured) > 20 else ''}", PerturbODEInfo, stacklevel=4)

@@ -166,7 +166,7 @@ def _guide_targets(adata, names, guide, status, targets_key, perturbation_key, l
     if targets_key in uns and label.startswith("obsm"):
         targets = np.asarray(uns[targets_key], dtype=object).astype(str)
         if len(targets) != len(names):
-            raise PerturbODEError(f"{len(targets)} guide targets for {len(names)} guides",
+            raise PerturbODEError(f"{len(targets)} guide targets for {len(names)} guides of {label}",
                                   where=f"{where}, uns[{targets_key!r}]", fix="Give one target per guide, in order")
         return dict(zip(names, targets))
     if perturbation_key is None or perturbation_key not in adata.obs.columns:

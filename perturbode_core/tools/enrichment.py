@@ -625,6 +625,8 @@ def empty_result_message(result: pd.DataFrame, max_q: float | None = None) -> st
     For figures and pages: an empty result is said in words (how many genes matched, how many sets
     were tested, the best q reached) rather than drawn as empty axes.
     """
+    if "qvalue" not in result.columns:  # not an enrichment result at all: nothing tested
+        result = pd.DataFrame(columns=RESULT_COLUMNS)
     shown = result if max_q is None else result[result["qvalue"] <= max_q]
     if len(shown):
         return None

@@ -1,0 +1,62 @@
+"""The dashboard on the built-in real screen: the Data page's choice, knockout efficiency and set-aside
+cells; unmeasured regulators on the Network page; literature support on the Evaluate page."""
+
+from __future__ import annotations
+
+import pytest
+
+from perturbode_ui import loaders
+from perturbode_ui.state import STATE_KEY
+
+NAME = "papalexi2021"
+
+
+@pytest.fixture(scope="module")
+def app(start_app):
+    at = start_app()
+    assert loaders.builtin_datasets()[:2] == ["myeloid", NAME]  # the two demos first: a choice
+    at.selectbox(key="data_builtin_name").set_value(NAME).run()
+    at.button(key="data_builtin_load").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_data_page_offers_the_simulated_demo_and_the_real_screen(app):
+    labels = [loaders.dataset_label(n) for n in loaders.builtin_datasets()[:2]]
+    assert "simulated, known network" in labels[0] and "real screen" in labels[1]
+    assert any(labels[1] in c.value for c in app.caption)  # said under the choice
+    state = app.session_state[STATE_KEY]
+    assert state.dataset_name == NAME and state.truth is None
+    assert state.model is not None and state.model_source == "demo checkpoint"  # its own trained model
+    assert state.model.latent_names == state.data.unmeasured_targets
+
+
+def test_the_data_page_shows_knockout_efficiency_and_what_was_set_aside(app):
+    assert not app.exception and not app.error
+    assert "Knockout efficiency" in [s.value for s in app.subheader]
+    tables = [df.value for df in app.dataframe]
+    eff = next(t for t in tables if "efficiency" in t.columns)
+    row = eff.set_index("condition").loc["IFNGR1"]
+    assert row["status"] == "classified" and 0.6 < row["efficiency"] < 1
+    assert any("unmeasured regulators: ATF2" in c.value for c in app.caption)
+    assert any("several guides" in " ".join(map(str, t.get("reason", []))) for t in tables)
+
+
+def test_the_network_page_marks_unmeasured_regulators(app):
+    app.switch_page("pages/network_page.py").run()
+    assert not app.exception and not app.error
+    fig = next(c for c in app.get("plotly_chart"))
+    assert '"not measured"' in fig.proto.spec  # the diamonds' legend entry
+    assert any("Not measured (diamonds)" in c.value for c in app.caption)
+    table = app.dataframe[0].value
+    latent = table[~table["measured"]]
+    assert len(latent) and set(latent["source"]) <= set(app.session_state[STATE_KEY].model.latent_names)
+
+
+def test_the_evaluate_page_scores_literature_support(app):
+    app.switch_page("pages/evaluate_page.py").run()
+    assert not app.exception
+    assert "Literature support" in [h.value for h in app.header]
+    lit = next(df.value for df in app.dataframe if "random_precision" in df.value.columns)
+    assert set(lit["reference"]) == {"collectri", "trrust"}
+    assert (lit["precision"] >= lit["random_precision"]).all()

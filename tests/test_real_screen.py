@@ -1,0 +1,157 @@
+"""The built-in real screen (Papalexi et al. 2021, THP-1 ECCITE-seq): loading, guides, escapees, the
+new-user commands, and the demo model's known biology (issue 11)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from perturbode_core.cli.common import data_flags
+from perturbode_core.cli.main import main
+from perturbode_core.data.dataset import from_anndata
+from perturbode_core.datasets import demo_checkpoint_path, load_dataset, truth_edges, write_dataset
+from perturbode_core.datasets.registry import load_options, shipped_path
+from perturbode_core.errors import PerturbODEError
+
+NAME = "papalexi2021"
+#: The IFN-gamma pathway: knocking out its receptor, kinase or transcription factor lowers its genes.
+PATHWAY = ["IFNGR1", "IFNGR2", "JAK2", "STAT1"]
+READOUTS = ["JAK2", "PSMB9", "UBE2L6", "STAT1"]
+
+
+@pytest.fixture(scope="module")
+def adata():
+    return load_dataset(NAME)
+
+
+@pytest.fixture(scope="module")
+def data(adata):
+    return from_anndata(adata, source=NAME, **load_options(NAME))
+
+
+def _change(data, condition):
+    ctrl = data.X[data.cells_of(data.control)].mean(0)
+    return pd.Series(data.X[data.cells_of(condition)].mean(0) - ctrl, index=data.gene_names)
+
+
+def test_the_real_screen_is_shipped_with_its_licence_and_no_known_network(tmp_path):
+    path = shipped_path(NAME)
+    assert (path.parent / "papalexi2021_LICENSE.md").read_text().startswith("# MIT License")
+    assert "papalexi2021.h5ad" in (path.parent / "PROVENANCE.md").read_text()
+    assert truth_edges(NAME) is None
+    out, edges = write_dataset(NAME, tmp_path / "screen.h5ad")
+    assert edges is None and out.read_bytes() == path.read_bytes()
+    with pytest.raises(PerturbODEError, match="real screen"):
+        load_dataset(NAME, cells_per_condition=10)
+
+
+def test_loading_assigns_guides_classifies_escapees_and_keeps_unmeasured_targets(data):
+    # 16 of the 25 targets with cells are not among the 299 genes (CD274's guides top no cell)
+    assert len(data.unmeasured_targets) == 16 and {"IFNGR1", "IRF1", "ATF2"} <= set(data.unmeasured_targets)
+    assert set(PATHWAY[1:]) <= set(data.gene_names) and len(data.perturbations) == 25
+    aside = data.set_aside.set_index("reason")
+    assert aside.loc["several guides", "cells"] == 966  # top guide below half the guide UMIs
+    eff = data.escape.set_index("condition")
+    for target in PATHWAY:  # the pathway knockouts are classified, most cells perturbed
+        assert eff.loc[target, "status"] == "classified" and 0.6 < eff.loc[target, "efficiency"] < 1.0
+    # a knockout that lowers only its own gene has no signature to tell escapees by: kept whole
+    assert eff.loc["CMTM6", "status"] == "no detectable signature"
+    assert (data.labels == "CMTM6").sum() == eff.loc["CMTM6", "cells"]
+
+
+def test_the_perturbed_cells_show_the_published_biology(data):
+    """IFN-gamma pathway knockouts lower its response genes; IRF1's lowers TNFRSF14 and JAK2;
+    CMTM6's lowers only CMTM6 (normalize_total + log1p, mean differences vs non-targeting)."""
+    for target in PATHWAY:
+        change = _change(data, target)
+        assert (change[READOUTS] < -1.0).all(), (target, change[READOUTS])
+    irf1 = _change(data, "IRF1")
+    assert irf1["TNFRSF14"] < -1.3 and irf1["JAK2"] < -1.3
+    cmtm6 = _change(data, "CMTM6")
+    assert cmtm6["CMTM6"] < -0.5 and cmtm6.drop("CMTM6").abs().max() < 0.3
+
+
+def test_the_new_user_command_trains_and_simulates_on_the_real_file(tmp_path, capsys):
+    """``perturbode train --data papalexi2021_thp1.h5ad --control non-targeting --normalize --out run``
+    (two epochs here), then a simulation of a measured and an unmeasured target."""
+    screen = tmp_path / "papalexi2021_thp1.h5ad"
+    screen.write_bytes(shipped_path(NAME).read_bytes())
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(screen), "--control", "non-targeting", "--normalize", "--out", str(run),
+                 "--epochs", "2", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "note:" in err and "unmeasured regulators: ATF2" in err  # one line, no traceback
+    for target in ("JAK2", "IFNGR1"):
+        out = tmp_path / f"{target}.h5ad"
+        assert main(["simulate", "--checkpoint", str(run / "model.pt"), "--data", str(screen), "--control",
+                     "non-targeting", "--normalize", "--perturb", target, "--out", str(out), "--max-cells", "50"]) == 0
+        assert out.exists()
+
+
+def test_an_unmeasured_target_never_seen_is_refused_with_the_reason(tmp_path):
+    from perturbode_core.io.checkpoint import load_model
+    from perturbode_core.tools.simulate import effect_table
+
+    model = load_model(demo_checkpoint_path(NAME))
+    with pytest.raises(PerturbODEError, match="IRF8"):
+        effect_table(model, np.zeros((2, model.n_genes), np.float32) + 1.0, "IRF8:knockout")
+
+
+# ------------------------------------------------------------------------------ the demo model
+@pytest.fixture(scope="module")
+def demo():
+    from perturbode_core.io.checkpoint import load_checkpoint
+
+    path = demo_checkpoint_path(NAME)
+    assert path is not None, "run: python scripts/build_datasets.py --demo-only --only papalexi2021"
+    return load_checkpoint(path)
+
+
+def test_demo_checkpoint_was_trained_by_the_cli_with_the_datasets_load_options(demo, data):
+    assert demo.model.gene_names == data.gene_names
+    assert demo.model.latent_names == data.unmeasured_targets
+    assert demo.settings.train_conditions == data.conditions  # every condition of the loaded screen
+    assert data_flags(load_options(NAME))[:2] == ["--control", "non-targeting"]
+
+
+def test_demo_model_knockouts_lower_the_ifn_gamma_response(demo, data):
+    """Simulated knockouts of IFNGR1 (not measured), IFNGR2, JAK2 and STAT1 lower JAK2, PSMB9, UBE2L6
+    and STAT1, as the data do; CMTM6's knockout moves little else."""
+    model = demo.model
+    cells = data.control_cells()[:200]
+    base = model.simulate(cells, ["control"])[-1, 0].mean(0)
+    idx = [data.gene_names.index(g) for g in READOUTS]
+    for target in PATHWAY:
+        change = model.simulate(cells, [f"{target}:knockout"])[-1, 0].mean(0) - base
+        others = [i for g, i in zip(READOUTS, idx) if g != target]  # a knockout's own gene is clamped
+        assert (change[others] < -0.3).all(), (target, dict(zip(READOUTS, change[idx].round(2))))
+        observed = _change(data, target).to_numpy()
+        assert np.corrcoef(change, observed)[0, 1] > 0.7
+    cmtm6 = model.simulate(cells, ["CMTM6:knockout"])[-1, 0].mean(0) - base
+    j = data.gene_names.index("CMTM6")
+    assert np.abs(np.delete(cmtm6, j)).max() < 0.35 < abs(cmtm6[j])
+
+
+def test_a_demo_module_is_enriched_for_the_interferon_gamma_response(demo):
+    from perturbode_core.tools.enrichment import enrich_modules
+
+    res = enrich_modules(demo.model, "hallmark", top_n=20)
+    ifng = res[res["term"] == "HALLMARK_INTERFERON_GAMMA_RESPONSE"].sort_values("qvalue")
+    assert len(ifng) and ifng["qvalue"].iloc[0] < 0.05, ifng.head()
+
+
+def test_demo_network_is_supported_by_the_literature_beyond_random(demo):
+    """STAT1 (knocked out in the screen) regulates known STAT1 targets in the model; over all TF
+    edges, TRRUST supports the strongest 100 beyond the degree-preserving expectation."""
+    from perturbode_core.tools import grn
+    from perturbode_core.tools.evaluate import literature_check
+    from perturbode_core.tools.metrics.literature import load_reference
+
+    edges = grn.model_edges(demo.model)
+    stat1 = edges[edges["source"] == "STAT1"].head(5)["target"]
+    known = load_reference("collectri", demo.model.gene_names)
+    assert stat1.isin(known.loc[known["source"] == "STAT1", "target"]).sum() >= 2, stat1.tolist()
+    score = literature_check(demo.model, n_permutations=500)
+    table = score.table.set_index(["reference", "top_k"])
+    assert set(table.index.get_level_values(0)) == {"collectri", "trrust"} and "degree" in score.note
+    row = table.loc[("trrust", 100)]
+    assert row["precision"] > 2 * row["random_precision"] and row["p_value"] < 0.05, score.table
