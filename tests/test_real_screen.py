@@ -87,6 +87,24 @@ def test_the_new_user_command_trains_and_simulates_on_the_real_file(tmp_path, ca
         assert out.exists()
 
 
+def test_the_benchmark_command_holds_out_measured_knockouts_and_reports_the_baselines(adata, tmp_path, capsys):
+    """``perturbode benchmark`` on (a subsample of) the real screen, with knockouts of measured
+    targets held out: PerturbODE beside no change, mean shift, linear and additive."""
+    rng = np.random.default_rng(0)
+    small = adata[np.sort(rng.choice(adata.n_obs, 6000, replace=False))].copy()
+    path = tmp_path / "screen.h5ad"
+    small.write_h5ad(path)
+    held = ["STAT3", "NFKBIA", "TNFRSF14"]
+    assert main(["benchmark", "--data", str(path), *data_flags(load_options(NAME)), "--holdout", ",".join(held),
+                 "--epochs", "2", "--no-genie3", "--out", str(tmp_path / "bench")]) == 0
+    table = pd.read_csv(tmp_path / "bench" / "table.csv").set_index("method")
+    assert list(table.index) == ["PerturbODE", "no_change", "mean_shift", "linear", "additive"]
+    for column in ("heldout_pearson_delta", "heldout_energy", "heldout_top_overlap"):
+        assert table[column].notna().all(), column
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("held out:"))
+    assert sorted(line[len("held out:"):].replace(" ", "").split(",")) == sorted(held)
+
+
 def test_an_unmeasured_target_never_seen_is_refused_with_the_reason(tmp_path):
     from perturbode_core.io.checkpoint import load_model
     from perturbode_core.tools.simulate import effect_table

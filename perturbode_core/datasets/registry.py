@@ -102,7 +102,7 @@ _REGISTRY = {
         DatasetSpec(
             name="papalexi2021",
             description="Real CRISPR-knockout screen (Papalexi et al. 2021, Nat Genet; ECCITE-seq): IFN-gamma-"
-                        "stimulated THP-1 cells, 26 targets (17 outside the 299 measured genes) and non-targeting "
+                        "stimulated THP-1 cells, 25 knocked-out genes (16 outside the 299 measured genes) and non-targeting "
                         "guides, 20,729 cells as raw UMI counts; no known network",
             network=None, conditions=None, cells_per_condition=0, shipped=True,
             # guides re-assigned from the guide UMI counts, escaping knockout cells set aside
