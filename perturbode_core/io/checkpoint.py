@@ -186,6 +186,7 @@ class ResumeState:
     bad_epochs: int
     last_state_dict: dict
     best_state_dict: dict | None
+    lr_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ def _settings(bundle: dict) -> TrainedSettings:
 
 #: Parameters added after format version 1 was fixed, and inert at their initial value (zero):
 #: checkpoints written before them load with that value.
-_LATER_PARAMETERS = ("W_latent", "type_offset")
+_LATER_PARAMETERS = ("W_latent", "type_offset", "log_delta_shared")
 
 
 def _build_model(bundle: dict, state: dict) -> PerturbODE:
@@ -286,7 +287,7 @@ def load_checkpoint(path, *, genes=None, where: str | None = None) -> Checkpoint
         resume = ResumeState(epoch=int(ts["epoch"]), optimizer=ts["optimizer"], rng=ts["rng"],
                              best_metric=ts.get("best_metric"), best_epoch=ts.get("best_epoch"),
                              bad_epochs=int(ts.get("bad_epochs", 0)), last_state_dict=bundle["state_dict"],
-                             best_state_dict=bundle.get("best_state_dict"))
+                             best_state_dict=bundle.get("best_state_dict"), lr_scale=float(ts.get("lr_scale", 1.0)))
     return Checkpoint(path=path, model=_build_model(bundle, best), history=pd.DataFrame(bundle.get("history") or []),
                       settings=_settings(bundle), resume_state=resume, data_info=dict(bundle.get("data") or {}),
                       versions=dict(bundle.get("versions") or {}), extra=dict(bundle.get("extra") or {}))

@@ -84,6 +84,23 @@ class InterventionBatch:
             setattr(out, name, getattr(self, name).to(device))
         return out
 
+    def neutral_rows(self) -> list[int]:
+        """Positions of conditions with no intervention at all (the control)."""
+        busy = (self.shift != 0) | (self.overexpression != 0) | self.clamp_mask | (self.activity != 1)
+        per_row = busy.flatten(1).any(1) | (self.latent != 0).flatten(1).any(1) | \
+            (self.offset_weight != 0).flatten(1).any(1)
+        return [int(i) for i in torch.nonzero(~per_row).flatten().tolist()]
+
+    def with_control_rows(self, n: int) -> "InterventionBatch":
+        """This batch followed by ``n`` conditions without intervention."""
+        out = copy.copy(self)
+        out.labels = list(self.labels) + ["control"] * n
+        for name in self.TENSORS:
+            t = getattr(self, name)
+            neutral = torch.ones_like(t[:1]) if name == "activity" else torch.zeros_like(t[:1])
+            setattr(out, name, torch.cat([t, neutral.expand(n, *t.shape[1:])]))
+        return out
+
     def select(self, positions: list[int]) -> "InterventionBatch":
         """The sub-batch of the conditions at ``positions`` (in that order)."""
         idx = torch.as_tensor(positions, dtype=torch.long, device=self.shift.device)
@@ -150,6 +167,9 @@ class PerturbODE(nn.Module):
         self.log_gamma = nn.Parameter(torch.zeros(p), requires_grad=config.learn_decay)
         self.c = nn.Parameter(torch.zeros(p), requires_grad=config.anchor == "free")
         self.log_delta = nn.Parameter(torch.zeros(p), requires_grad=config.learn_shift)
+        # the strength every overexpressed target shares (learned with learn_shift): what a target
+        # never overexpressed in training gets, so it is learned from the screen, not assumed
+        self.log_delta_shared = nn.Parameter(torch.zeros(()), requires_grad=config.learn_shift)
         self.W_latent = nn.Parameter(torch.zeros(K, len(self.latent_names)))
         self.type_offset = nn.Parameter(torch.zeros(len(INTERVENTION_TYPES), p),
                                         requires_grad=config.perturbation_offset != "none")
@@ -209,8 +229,9 @@ class PerturbODE(nn.Module):
 
     @property
     def delta(self) -> torch.Tensor:
-        """Overexpression strength per gene (the default for genes never overexpressed in training)."""
-        return self.config.shift_delta * torch.exp(self.log_delta)
+        """Overexpression strength per gene: ``shift_delta * exp(shared + own)``; genes never
+        overexpressed in training keep ``own = 0``, i.e. the strength the screen's targets share."""
+        return self.config.shift_delta * torch.exp(self.log_delta_shared + self.log_delta)
 
     def _anchored_c(self) -> torch.Tensor:
         z = self.anchor
@@ -404,8 +425,29 @@ class PerturbODE(nn.Module):
         Tensor (len(times), C, n, p).
         """
         check_choice("precision", precision, solvers.PRECISIONS)
-        C = batch.n_conditions
         z0 = z0.to(self.A.device)
+        if not self.config.paired_control:
+            return self._solve(z0, batch, times, noise, generator, noise_rows, precision, compile)
+        # paired: every condition's trajectory minus the unperturbed trajectory of the same cells
+        # (the batch's own control row when it has one, else one added), plus the start state
+        batch = batch.to(self.A.device)
+        neutral = batch.neutral_rows()
+        if z0.dim() == 2 and neutral:
+            traj = self._solve(z0, batch, times, noise, generator, noise_rows, precision, compile)
+            ref = traj[:, neutral[0]:neutral[0] + 1]
+        else:
+            C = batch.n_conditions
+            starts = z0 if z0.dim() == 3 else z0.unsqueeze(0)
+            both = self._solve(torch.cat([z0.unsqueeze(0).expand(C, *z0.shape) if z0.dim() == 2 else z0, starts]),
+                               batch.with_control_rows(starts.shape[0]), times, noise, generator, noise_rows,
+                               precision, compile)
+            traj, ref = both[:, :C], both[:, C:]
+        start = z0.unsqueeze(0) if z0.dim() == 2 else z0
+        return traj - ref + start
+
+    def _solve(self, z0, batch, times, noise, generator, noise_rows, precision, compile) -> torch.Tensor:
+        """The trajectories of every condition from its start cells (see :meth:`integrate`)."""
+        C = batch.n_conditions
         if z0.dim() == 2:
             z0 = z0.unsqueeze(0).expand(C, *z0.shape)
         t = [float(v) for v in torch.as_tensor(times, dtype=torch.float64).tolist()]

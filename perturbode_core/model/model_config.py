@@ -46,9 +46,10 @@ class ModelConfig(OptionsMixin):
         Default strength delta of an overexpression, in standardised units per unit time (the
         paper's 1).
     learn_shift
-        Learn delta per overexpressed target (targets never seen in training keep the default).
+        Learn the overexpression strength: one shared by all targets, times a factor per
+        overexpressed target (targets never overexpressed in training get the shared one).
     shift_shrinkage
-        L2 penalty pulling learned log-deltas to the default.
+        L2 penalty pulling each target's log-factor towards the shared strength.
     init_scale
         Standard deviation of the initial weights of A and B (times 1/sqrt(fan-in)).
     learn_decay
@@ -57,6 +58,13 @@ class ModelConfig(OptionsMixin):
         A learned rate added to the field of every perturbed condition, whatever its target: the
         response all perturbed cells of a screen share (``shared``: one offset; ``per_type``: one
         per intervention type, e.g. CRISPRko and CRISPRa machinery differ; ``none``).
+    paired_control
+        Predict each perturbed cell as its start cell plus the difference between its perturbed
+        and its unperturbed trajectory (a paired counterfactual). The variation that the
+        unperturbed field would relax away (measurement noise, cell states the genes do not
+        capture) is then carried over to the prediction instead of collapsing every cell onto the
+        fixed point, so the network need not distort itself to keep the observed spread; controls
+        stay exactly controls. ``False``: cells are integrated as they are (the paper's reading).
     checkpoint_steps
         Gradient checkpointing of the fixed-step solvers: keep only the state at each solver
         step and recompute the stages in the backward pass. Activation memory drops from
@@ -83,6 +91,7 @@ class ModelConfig(OptionsMixin):
     learn_decay: bool = True
     checkpoint_steps: bool = False
     perturbation_offset: str = "none"
+    paired_control: bool = False
 
     def __post_init__(self):
         """Check every option once, at construction (also after ``dataclasses.replace``); raise

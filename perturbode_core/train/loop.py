@@ -210,6 +210,10 @@ class _Run:
             ctrl_t = data.times[data.cells_of(data.control)]
             control_all = control_all[torch.as_tensor(ctrl_t == ctrl_t.min())]
         self.control_all = control_all
+        if cfg.mean_weight > 0:
+            for groups in (self.train_groups, self.val_groups):
+                if groups is not None:
+                    groups.set_means(self.rows, control_all.numpy())
         self.perturbed_groups = [g for g in range(len(self.train_groups.members))
                                  if g not in self.train_groups.control_group]
         self.per_step = max(1, cfg.batch_conditions)
@@ -220,6 +224,7 @@ class _Run:
         self.best_state = copy.deepcopy(model.state_dict())
         self.saves = checkpoint_path is not None and dist_.is_main()
         self.consecutive_bad = 0
+        self.lr_scale = 1.0  # halved by every skipped (non-finite) step, on top of the schedule
 
     # ------------------------------------------------------------------ resume and checkpoints
     def restore(self, ckpt: Checkpoint) -> None:
@@ -232,6 +237,7 @@ class _Run:
         self.best_metric = rs.best_metric if rs.best_metric is not None else math.inf
         self.best_epoch, self.bad_epochs, self.start_epoch = rs.best_epoch, rs.bad_epochs, rs.epoch + 1
         self.best_state = rs.best_state_dict or copy.deepcopy(self.model.state_dict())
+        self.lr_scale = float(rs.lr_scale)
 
     def snapshot(self, epoch_done: int) -> dict | None:
         """The resumable state at the end of ``epoch_done`` (a stop mid-epoch resumes from here);
@@ -243,7 +249,7 @@ class _Run:
             "rng": self.gen.get_state().clone(), "epoch": epoch_done, "history": copy.deepcopy(self.history),
             "best_metric": None if not math.isfinite(self.best_metric) else self.best_metric,
             "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
-            "best_state_dict": copy.deepcopy(self.best_state),
+            "best_state_dict": copy.deepcopy(self.best_state), "lr_scale": self.lr_scale,
         }
 
     def write_checkpoint(self, snap: dict | None) -> None:
@@ -255,7 +261,7 @@ class _Run:
             train_state={
                 "optimizer": snap["optimizer"], "rng": snap["rng"], "epoch": snap["epoch"],
                 "best_metric": snap["best_metric"], "best_epoch": snap["best_epoch"],
-                "bad_epochs": snap["bad_epochs"], "train_config": self.cfg.to_dict(),
+                "bad_epochs": snap["bad_epochs"], "lr_scale": snap["lr_scale"], "train_config": self.cfg.to_dict(),
                 "train_conditions": self.conditions, "val_conditions": self.val_conditions,
             })
 
@@ -297,6 +303,7 @@ class _Run:
     def _skip(self, epoch: int) -> None:
         """Numerical blow-up (stiff dynamics, extreme values): skip the step and halve the rate."""
         self.consecutive_bad += 1
+        self.lr_scale *= 0.5
         for group in self.opt.param_groups:
             group["lr"] *= 0.5
         msg = (f"epoch {epoch}: non-finite loss or gradient; step skipped and learning rate "
@@ -350,6 +357,8 @@ class _Run:
         last_snap = self.snapshot(self.start_epoch - 1)
         for epoch in range(self.start_epoch, cfg.epochs + 1):
             self.model.train()
+            for group in self.opt.param_groups:
+                group["lr"] = cfg.learning_rate_at(epoch) * self.lr_scale
             order = torch.randperm(len(self.perturbed_groups), generator=self.gen).tolist()
             losses, skipped = [], 0
             for step in range(self.steps_per_epoch):
