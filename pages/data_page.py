@@ -77,9 +77,14 @@ if state.pending is not None:
                                 "counts are kept as a layer")
         with st.expander("Real-screen options: genes, guides, escaping cells"):
             r1, r2, r3 = st.columns(3)
+            none = "(none)"
+            layer = r1.selectbox("Expression from", ["X"] + [str(k) for k in adata.layers.keys()], key="data_layer",
+                                 help="X, or a layer (e.g. raw counts, with normalisation)")
             hvg = r1.number_input("Highly variable genes (0: all)", 0, max(adata.n_vars, 1), 0, key="data_hvg",
                                   help="scanpy highly variable genes; perturbed genes are always kept")
-            none = "(none)"
+            condition_key = r1.selectbox("Conditions keyed by", [none] + columns, key="data_condition_key",
+                                         help="A column naming each cell's condition (a guide, a drug and dose); "
+                                              "none: the perturbation labels")
             guides = r2.selectbox("Guides", [none] + data_io.guide_sources(adata), key="data_guides",
                                   help="Guide UMI counts (obsm) or guide calls (obs): each cell gets its top guide "
                                        "when it has ≥ 5 UMIs and ≥ half the cell's guide UMIs; others are set aside")
@@ -89,7 +94,8 @@ if state.pending is not None:
                                 "efficiency; drop: also train on the perturbed cells only")
             split = r3.selectbox("Control neighbours within", [none] + columns, key="data_escape_split",
                                  help="e.g. the replicate column")
-        options = {"hvg": int(hvg) or None, "escapees": escapees,
+        options = {"hvg": int(hvg) or None, "escapees": escapees, "layer": None if layer == "X" else layer,
+                   "condition_key": None if condition_key == none else condition_key,
                    "escape_split_key": None if split == none else split}
         if guides != none:
             options.update(guides=guides, pool_guides=not apart)

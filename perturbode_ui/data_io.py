@@ -90,7 +90,10 @@ def guide_sources(adata) -> list[str]:
     """Where an AnnData may hold guides: its ``obsm`` matrices and ``obs`` columns named like guides."""
     obsm = [str(k) for k in (getattr(adata, "obsm", {}) or {}).keys() if "guide" in str(k).lower()
             or "sgrna" in str(k).lower()]
-    obs = [str(c) for c in adata.obs.columns if "guide" in str(c).lower() or "sgrna" in str(c).lower()]
+    import pandas as pd
+
+    obs = [str(c) for c in adata.obs.columns if ("guide" in str(c).lower() or "sgrna" in str(c).lower())
+           and not pd.api.types.is_numeric_dtype(adata.obs[c])]  # guide calls, not UMI totals
     return obsm + [c for c in obs if c not in obsm]
 
 

