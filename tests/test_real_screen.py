@@ -182,3 +182,14 @@ def test_demo_network_is_supported_by_the_literature_beyond_random(demo):
     assert set(table.index.get_level_values(0)) == {"collectri", "trrust"} and "degree" in score.note
     row = table.loc[("trrust", 100)]
     assert row["precision"] > 2 * row["random_precision"] and row["p_value"] < 0.05, score.table
+
+
+def test_the_report_holds_the_knockout_efficiency_and_the_literature_support(demo, data, tmp_path):
+    from perturbode_core.tools import report
+    from perturbode_core.tools.evaluate import literature_check
+
+    text = report.build_report(report.ReportInputs(data=data, literature_score=literature_check(demo.model,
+                                                                                                n_permutations=50)))
+    assert "Knockout efficiency (perturbed vs escaping cells)" in text and "IFNGR1" in text
+    assert "Set aside on load" in text and "several guides" in text
+    assert "Literature support (published TF networks)" in text and "random_precision" in text

@@ -340,13 +340,14 @@ def from_anndata(
     conditions = [control] + sorted(c for c in interventions if c in set(pd.unique(labels)))
     interventions = {c: interventions[c] for c in conditions[1:]}
     set_aside = pd.DataFrame(aside, columns=SET_ASIDE_COLUMNS)
-    _report_load(conds.split, interventions, gene_names, set_aside, where, condition_key or perturbation_key)
-    _warn_single_profiles(labels, where)
-    return PerturbationData(
+    data = PerturbationData(
         X=X, gene_names=gene_names, labels=labels, control=control, conditions=conditions,
         interventions=interventions, times=_read_times(obs, time_key, where), obs=obs.copy(),
         source=source or "AnnData", perturbation_key=perturbation_key, uns=dict(getattr(adata, "uns", {}) or {}),
         layers=layers, set_aside=set_aside, escape=escape_table, preprocessing=steps)
+    _report_load(data, conds.split, where, condition_key or perturbation_key)
+    _warn_single_profiles(labels, where)
+    return data
 
 
 def _unique_gene_names(adata, where: str) -> list[str]:
@@ -469,7 +470,8 @@ def _check_targets(interventions, gene_names, strict: bool, where: str, key: str
     """Refuse unmeasured targets when ``strict``; otherwise warn about those that look like a
     measured gene written in another case (a typo, not an unmeasured regulator)."""
     if strict:  # one message naming every unmeasured target and the conditions that carry them
-        missing = {iv.gene: iv for ivs in interventions.values() for iv in ivs if iv.gene not in set(gene_names)}
+        known = set(gene_names)
+        missing = {iv.gene: iv for ivs in interventions.values() for iv in ivs if iv.gene not in known}
         conds = [c for c, ivs in interventions.items() if any(iv.gene in missing for iv in ivs)]
         check_genes(sorted(missing.values(), key=lambda iv: iv.gene), gene_names,
                     where=f"{where}, obs[{key!r}], condition(s) {', '.join(conds[:5])}{' ...' if len(conds) > 5 else ''}")
@@ -526,15 +528,14 @@ def _drop_empty(labels, keep, control, interventions, aside, where) -> np.ndarra
     return np.ones(len(labels), bool) if not gone else ~np.isin(labels, gone)
 
 
-def _report_load(split, interventions, gene_names, set_aside, where, key) -> None:
+def _report_load(data: PerturbationData, split, where, key) -> None:
     """One info line each: labels split by type, unmeasured targets; one warning: what was set aside."""
+    gene_names, set_aside = data.gene_names, data.set_aside
     if split:
         parts = [f"{label} -> {', '.join(names)}" for label, names in list(split.items())[:5]]
         warnings.warn(f"{where}: {len(split)} label(s) mix intervention types or doses and were split into one "
                       f"condition each: {'; '.join(parts)}", PerturbODEInfo, stacklevel=4)
-    measured = set(gene_names)
-    targets = {iv.gene for ivs in interventions.values() for iv in ivs}
-    unmeasured = sorted(targets - measured)
+    targets, unmeasured = data.perturbed_genes(), data.unmeasured_targets
     if unmeasured and len(unmeasured) == len(targets):
         # legitimate (a screen of genes outside the panel) but also what a wrong column looks like
         warnings.warn(f"{where}: none of the {len(targets)} target(s) ({', '.join(unmeasured[:5])}"
