@@ -87,7 +87,7 @@ if state.pending is not None:
                                               "none: the perturbation labels")
             guides = r2.selectbox("Guides", [none] + data_io.guide_sources(adata), key="data_guides",
                                   help="Guide UMI counts (obsm) or guide calls (obs): each cell gets its top guide "
-                                       "when it has ≥ 5 UMIs and ≥ half the cell's guide UMIs; others are set aside")
+                                       "when it has ≥ 5 UMIs and ≥ half the cell's guide UMIs, untied; others are set aside")
             apart = r2.checkbox("Keep guides of one gene apart", key="data_guides_apart")
             escapees = r3.radio("Escaping knockout cells", ["keep", "flag", "drop"], horizontal=True,
                                 key="data_escapees", help="flag: classify (Mixscape-style) and report the knockout "

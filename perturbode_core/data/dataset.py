@@ -305,7 +305,7 @@ def from_anndata(
     gene_names = _unique_gene_names(adata, where)
     aside: list[dict] = []
     obs, rows, targets_raw, condition_values = _cells_and_targets(
-        adata, perturbation_key=perturbation_key, condition_key=condition_key, guides=guides,
+        adata, perturbation_key=perturbation_key, control=control, condition_key=condition_key, guides=guides,
         min_guide_umis=min_guide_umis, min_guide_fraction=min_guide_fraction, pool_guides=pool_guides,
         aside=aside, where=where)
     targets, control = _read_labels(targets_raw, perturbation_key if guides is None else f"guides {guides}",
@@ -360,7 +360,7 @@ def _unique_gene_names(adata, where: str) -> list[str]:
     return gene_names
 
 
-def _cells_and_targets(adata, *, perturbation_key, condition_key, guides, min_guide_umis, min_guide_fraction,
+def _cells_and_targets(adata, *, perturbation_key, control, condition_key, guides, min_guide_umis, min_guide_fraction,
                        pool_guides, aside, where):
     """The cells kept so far (their obs and row indices, or None for all), each one's perturbation
     label and, when conditions are keyed by a column or by guide, each one's condition."""
@@ -384,6 +384,8 @@ def _cells_and_targets(adata, *, perturbation_key, condition_key, guides, min_gu
     for reason, n in assignment.counts().items():
         if reason != "assigned" and n:
             aside.append({"what": "cells", "name": "no clear guide", "cells": n, "reason": reason})
+    for target in assignment.targets_without_cells(control or ""):
+        aside.append({"what": "condition", "name": target, "cells": 0, "reason": "no cell with a clear guide"})
     rows = np.flatnonzero(assignment.assigned)
     if not len(rows):
         raise PerturbODEError(f"No cell has a clear guide ({assignment.rule})", where=f"{where}, {assignment.source}",

@@ -6,12 +6,13 @@ column, already called upstream).
 
 The rule (low-MOI screens, one guide per cell intended): a cell is assigned its top guide when
 that guide has at least ``min_umis`` UMIs **and** at least ``min_fraction`` of all the cell's guide
-UMIs. Every other cell is set aside and counted by reason:
+UMIs **and** no other guide ties with it. Every other cell is set aside and counted by reason:
 
 - ``no guide``: no guide UMI at all (or an empty identity);
 - ``too few guide UMIs``: the top guide has fewer than ``min_umis``;
-- ``several guides``: the top guide holds less than ``min_fraction`` of the guide UMIs (a doublet
-  or a high-MOI cell; also an identity listing several guides, ``g1;g2``).
+- ``several guides``: the top guide holds less than ``min_fraction`` of the guide UMIs, or another
+  guide has as many (a doublet or a high-MOI cell; also an identity listing several guides,
+  ``g1;g2``).
 
 The defaults (5 UMIs, half the guide UMIs) keep 95% of the Papalexi et al. (2021) THP-1 screen
 and set aside cells whose top guide is not clearly dominant (there the top guide's median share is
@@ -59,6 +60,12 @@ class GuideAssignment:
     status: np.ndarray
     rule: str
     source: str
+    all_targets: tuple = ()
+
+    def targets_without_cells(self, control: str) -> list[str]:
+        """Targets of guides in the matrix that no cell was assigned (their conditions are empty)."""
+        kept = set(self.target[self.assigned])
+        return sorted(t for t in set(self.all_targets) if t and t != control and t not in kept)
 
     @property
     def assigned(self) -> np.ndarray:
@@ -113,7 +120,8 @@ def assign_guides(adata, source: str, *, min_umis: int = 5, min_fraction: float 
     targets_of = _guide_targets(adata, names, guide, status, guide_targets_key, perturbation_key, label, where)
     target = pd.Series(guide, dtype=object).map(targets_of).fillna("").to_numpy(dtype=object)
     target[status != "assigned"] = ""
-    return GuideAssignment(guide=guide.astype(str), target=target.astype(str), status=status, rule=rule, source=label)
+    return GuideAssignment(guide=guide.astype(str), target=target.astype(str), status=status, rule=rule, source=label,
+                           all_targets=tuple(sorted(set(targets_of.values()))))
 
 
 def _from_counts(adata, key, min_umis, min_fraction, names_key, where):
@@ -145,11 +153,23 @@ def _from_counts(adata, key, min_umis, min_fraction, names_key, where):
     best = np.asarray(M.argmax(axis=1)).ravel()
     status = np.full(adata.n_obs, "assigned", dtype=object)
     status[top < min_umis] = "too few guide UMIs"
-    status[(top >= min_umis) & (top < min_fraction * total)] = "several guides"
+    status[(top >= min_umis) & ((top < min_fraction * total) | (_n_at_max(M, top) > 1))] = "several guides"
     status[total <= 0] = "no guide"
     rule = (f"top guide with >= {min_umis} UMIs and >= {min_fraction:g} of the cell's guide UMIs; "
             "other cells set aside")
     return names[best], status, names, rule
+
+
+def _n_at_max(M, top: np.ndarray) -> np.ndarray:
+    """How many guides of each cell reach its top count (2 or more: a tie, no clear guide)."""
+    if sp.issparse(M):
+        per_row = np.diff(M.indptr)
+        hits = (M.data == np.repeat(top, per_row)).astype(np.int64)
+        out = np.zeros(M.shape[0], np.int64)
+        rows = np.flatnonzero(per_row)
+        out[rows] = np.add.reduceat(hits, M.indptr[rows])
+        return out
+    return (M == top[:, None]).sum(axis=1)
 
 
 def _from_column(column: pd.Series):
