@@ -46,13 +46,14 @@ def dataset_label(name: str) -> str:
     if name == SYNTHETIC_DATASET:
         return f"{name} (simulated, known network)"
     kind = datasets.list_datasets().set_index("name").loc[name, "kind"]
-    demo = ", demo model" if datasets.demo_checkpoint_path(name) is not None else ""
+    demo = ", demo model" if has_demo_model(name) else ""
     return f"{name} ({'simulated, known network' if kind == 'simulated' else 'real screen, no known network'}{demo})"
 
 
 def has_demo_model(name: str) -> bool:
-    """Whether a trained demo checkpoint ships with built-in dataset ``name``."""
-    return name != SYNTHETIC_DATASET and datasets.demo_checkpoint_path(name) is not None
+    """Whether loading built-in dataset ``name`` also loads its trained demo model: the two demos (the
+    simulated one and the real screen), when their checkpoint ships."""
+    return name in (DEMO_DATASET, REAL_DEMO_DATASET) and datasets.demo_checkpoint_path(name) is not None
 
 
 def demo_dataset() -> str:
