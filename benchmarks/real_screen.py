@@ -20,13 +20,15 @@ Definitions
   (process_time), since other jobs share this machine's 2 cores. Peak RSS is the process's
   maximum resident memory so far (ru_maxrss), after the step.
 - Training: ``scripts/build_datasets.py``'s own command (``perturbode train`` with the dataset's data
-  flags and ``DEMO_TRAIN_CONFIG``) in a subprocess; its wall time and peak RSS.
+  flags and ``DEMO_TRAIN_CONFIG``) in a subprocess; its wall and CPU time, the machine's load average
+  at the end (other jobs on a shared machine stretch wall time, not CPU time) and peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -117,13 +119,18 @@ def training_row() -> str:
         cfg.write_text(json.dumps(DEMO_TRAIN_CONFIG[NAME]))
         cmd = [sys.executable, "-m", "perturbode_core", "train", "--data", str(shipped_path(NAME)),
                *data_flags(load_options(NAME)), "--out", str(Path(tmp) / "run"), "--config", str(cfg), "--quiet"]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
         wall = time.perf_counter() - t
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    rss = after.ru_maxrss / 2**20
     epochs = DEMO_TRAIN_CONFIG[NAME]["train"]["epochs"]
-    return ("### Demo checkpoint training (the build script's command)\n\n| epochs | wall s | s / epoch | peak RSS GB |\n"
-            f"|---|---|---|---|\n| {epochs} | {wall:.0f} | {wall / epochs:.2f} | {rss:.2f} |")
+    # CPU seconds are what contention from other jobs distorts least (2 threads: wall ~ CPU / 2 when idle)
+    return ("### Demo checkpoint training (the build script's command)\n\n"
+            "| epochs | wall s | CPU s | s / epoch (wall) | load average | peak RSS GB |\n|---|---|---|---|---|---|\n"
+            f"| {epochs} | {wall:.0f} | {cpu:.0f} | {wall / epochs:.2f} | {os.getloadavg()[0]:.1f} | {rss:.2f} |")
 
 
 def main(argv=None) -> int:
