@@ -7,12 +7,13 @@ list lives in :mod:`perturbode_ui.navigation`.
 
 import streamlit as st
 
-st.set_page_config(page_title="PerturbODE", page_icon=":material/hub:", layout="wide")
+# an emoji, not a Material icon: the page icon must never be fetched from a font server
+st.set_page_config(page_title="PerturbODE", page_icon="🧬", layout="wide")
 
 from perturbode_ui.loaders import warm_up  # noqa: E402
 from perturbode_ui.navigation import HOME, PAGES  # noqa: E402
 from perturbode_ui.state import get_state  # noqa: E402
-from perturbode_ui.widgets import sidebar_status  # noqa: E402
+from perturbode_ui.widgets import save_inputs, sidebar_status  # noqa: E402
 
 sections: dict[str, list] = {}
 for section, path, title, icon, url in PAGES:
@@ -20,9 +21,12 @@ for section, path, title, icon, url in PAGES:
         st.Page(path, title=title, icon=icon, url_path=url, default=(path == HOME)))
 page = st.navigation(sections)
 
-# the demo (dataset + trained model) is loaded here on a session's first run, so every page works
+# the demo (dataset; its model is read when a page first needs it) is loaded on a session's first run
 state = get_state()
-warm_up()  # once per server: makes the first training start quickly
-state.sync_job()  # a job that finished while the user was elsewhere becomes the current model
+state.sync_job()  # a job that finished while the user was elsewhere is kept (and, if done, made current)
 sidebar_status(state)
-page.run()
+try:
+    page.run()
+finally:
+    save_inputs(state)  # remembered widget values survive a visit to another page
+    warm_up()  # once per server, after the first page is drawn: makes the first training start quickly

@@ -101,6 +101,18 @@ settings = state.model_settings
 fitted, val = settings.seen_conditions(data) if settings is not None else (list(data.conditions), [])
 unseen = settings.heldout_conditions(data) if settings is not None else []
 default = unseen or val or data.perturbations[: max(1, len(data.perturbations) // 5)]
+if settings is None or settings.train_conditions is None:
+    st.warning(f"What {state.current_model} was trained on is not recorded: every condition counts as seen, so "
+               "every score below is in-sample.")
+elif unseen:
+    st.info(f"**{state.current_model}** was trained without {len(unseen)} condition{'s' if len(unseen) > 1 else ''}: "
+            f"**{', '.join(unseen)}** (held out). Only these test prediction; the other "
+            f"{len(fitted) - 1} perturbations were fitted" + (f" and {len(val)} chose the best epoch" if val else "")
+            + ".")
+else:
+    st.warning(f"**{state.current_model}** saw every condition of these data in training: any score below is "
+               "in-sample (how well it fits), not a test. Train with held-out conditions to test prediction "
+               "(command line: `perturbode train --holdout G1,G2`).")
 heldout = st.multiselect("Conditions to predict", data.perturbations, default=default, key="ev_heldout",
                          help="Never-seen conditions are preselected; baselines learn from all other conditions.")
 seen = [c for c in heldout if c in set(fitted)]

@@ -7,12 +7,16 @@ of gene sets (shipped libraries or an uploaded GMT) in each module, as a dot plo
 
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from perturbode_core import plots
 from perturbode_core.tools import enrichment, modules
 from perturbode_ui.state import get_state
 from perturbode_ui.widgets import require_model, user_errors
+
+#: A module weaker than this share of the strongest is dead (it reads from or writes to nothing).
+DEAD_STRENGTH = 1e-6
 
 state = get_state()
 st.title("Modules & enrichment")
@@ -38,11 +42,24 @@ with st.sidebar:
 with user_errors("modules"):
     members = modules.module_members(w.A, w.B, w.alpha, genes, method=method, top_n=top_n, share=share)
     summary = modules.module_summary(w.A, w.B, w.alpha, genes, n_genes=5)
-    state.modules.summary, state.modules.members = summary, members
+    # a module of strength 0 reads from or writes to nothing (L1 switched it off): not a programme
+    dead = summary["strength"] <= DEAD_STRENGTH * max(float(summary["strength"].max()), 1e-12)
+    show_dead = st.toggle(f"Show the {int(dead.sum())} dead modules (strength 0)", value=False, key="mod_show_dead",
+                          disabled=not dead.any())
+    summary = summary.assign(status=np.where(dead, "dead (strength 0)", "active"))
+    if not show_dead:
+        summary = summary[~dead].reset_index(drop=True)
+    state.modules.summary, state.modules.members = summary, members[members["module"].isin(summary["module"])]
 
+    if summary.empty:
+        st.warning("Every module of this model is dead (strength 0): the L1 penalty switched the network off. "
+                   "Train with a smaller L1 weight.")
+        st.stop()
     st.subheader("Modules")
     st.caption("Strongest first. A gene with suffix + is activated by (target) or activates (regulator) the module; "
-               "− represses. Strength combines the module's regulator and target weights.")
+               "− represses. Strength combines the module's regulator and target weights"
+               + (f"; {int(dead.sum())} dead modules (strength 0: they read from or write to nothing) are hidden."
+                  if dead.any() and not show_dead else "."))
     st.dataframe(summary, hide_index=True, column_config={
         "strength": st.column_config.NumberColumn(format="%.3f"), "alpha": st.column_config.NumberColumn(format="%.3f")})
 
@@ -60,7 +77,8 @@ with user_errors("modules"):
         graph = modules.module_network(w.A, w.B, w.alpha, genes, members=members, top_edges=n_edges)
         fig_net = plots.module_network_figure(graph)
         st.plotly_chart(fig_net, key="mod_net_fig")
-        st.caption("Module k → module l when k's targets are l's regulators; hover an arrow for the shared genes.")
+        st.caption("Module k → module l when k's targets are l's regulators; blue activating, vermillion repressing; "
+                   "hover an arrow for the shared genes.")
     state.modules.network_figure = fig_net
 
     d1, d2 = st.columns(2)

@@ -64,6 +64,12 @@ if last is not None and all(sc is not last and sc.spec != last.spec for sc in sc
     scenarios[f"latest: {last.spec}"] = last
 for name, sc in scenarios.items():
     figures[f"Effects of {name}"] = (lambda sc=sc: plots.effect_figure(sc.effects, title=f"Largest effects: {sc.spec}"))
+# saved in-silico screens, plus the latest when it was not saved
+screens = dict(state.screens.saved)
+if state.screens.last is not None and all(r is not state.screens.last for r in screens.values()):
+    screens[f"latest: {state.screens.last.readout.label}"] = state.screens.last
+for name, res in screens.items():
+    figures[f"Screen: {name}"] = (lambda res=res: plots.screen_figure(res.table, top=20, title=res.title))
 
 # ------------------------------------------------------------------------------------- report
 st.subheader("HTML report")
@@ -72,6 +78,8 @@ with st.form("report_form"):
     notes = st.text_area("Notes for the reader (optional)", key="rep_notes")
     sims = st.multiselect("Simulations to include", list(scenarios), default=list(scenarios),
                           key="rep_sims", help="Scenarios saved on the Simulate page, and its latest run.")
+    chosen_screens = st.multiselect("In-silico screens to include", list(screens), default=list(screens),
+                                    key="rep_screens", help="Screens saved on the In-silico screen page, and its latest.")
     c1, c2, c3 = st.columns(3)
     top_k = c1.number_input("Edges in the network table", 5, 1000, 50, key="rep_topk")
     with_truth = c2.checkbox("Overlay the known network", value=state.truth is not None,
@@ -90,6 +98,7 @@ if build:
             module_figures=[f for f in (mods.network_figure, mods.dotplot) if f is not None],
             simulations={(n if n.startswith("latest") else f"{n} ({scenarios[n].spec})"): scenarios[n].effects
                          for n in sims if n in scenarios},
+            screens={n: screens[n] for n in chosen_screens if n in screens},
             network_score=ev.network if with_metrics else None,
             prediction_score=ev.prediction if with_metrics else None,
             stability=ev.stability if with_metrics else None,

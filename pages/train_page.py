@@ -8,42 +8,47 @@ from perturbode_core.model.model_config import N_MODULES_RULE
 from perturbode_core.train import TrainConfig
 from perturbode_ui import training
 from perturbode_ui.state import get_state
-from perturbode_ui.widgets import require_data, user_errors
+from perturbode_ui.widgets import model_notice, remember, require_data, user_errors
 
 state = get_state()
 st.title("Train")
 require_data(state)
-st.caption(f"Data: **{state.dataset_name}** · current model: **{state.model_source or 'none'}**. Training runs in "
-           "the background: use the other pages meanwhile; the model becomes current when it ends.")
+st.caption(f"Data: **{state.dataset_name}** · current model: **{state.current_model or 'none'}**. Training runs in "
+           "the background: use the other pages meanwhile. A finished run becomes the current model (the previous "
+           "one is kept on the Models page); a stopped run is kept and offered.")
+model_notice(state)
 
+# the defaults are the core's (one owner: TrainConfig / ModelConfig), remembered across pages
 d_model, d_train = ModelConfig(), TrainConfig()
-with st.form("train_options"):
-    c1, c2, c3, c4 = st.columns(4)
-    epochs = c1.number_input("Epochs", 1, 100000, d_train.epochs, key="train_epochs",
-                             help="Passes over the training conditions")
-    lr = c1.number_input("Learning rate", 1e-5, 1.0, d_train.learning_rate, format="%.4f", key="train_lr",
-                         help="Adam step size; long horizons want a smaller one")
-    modules = c1.number_input("Modules (0 = automatic)", 0, 4096, 0, key="train_modules",
-                              help=f"Hidden units K; {N_MODULES_RULE}")
-    l1 = c2.number_input("L1 weight", 0.0, 10.0, d_train.l1, format="%.4f", key="train_l1",
-                         help="Sparsity of the network; a few-fold too strong drives all weights to zero")
-    loss = c2.selectbox("Loss", ["w2", "sinkhorn"], key="train_loss",
-                        help="Exact W2 (POT) or debiased Sinkhorn (large batches)")
-    cells = c2.number_input("Cells per condition", 2, 4096, d_train.cells_per_condition, key="train_cells",
-                            help="Cells sampled per condition and step")
-    batch = c3.number_input("Conditions per step", 1, 4096, d_train.batch_conditions, key="train_batch",
-                            help="Perturbed conditions per optimisation step (the control joins every step)")
-    val = c3.number_input("Validation fraction", 0.0, 0.9, 0.1, step=0.05, key="train_val",
-                          help="Share of perturbations held out to pick the best epoch (0: pick on training loss)")
-    seed = c3.number_input("Seed", 0, 2**31 - 1, d_train.seed, key="train_seed", help="Seed of every random draw")
-    horizon = c4.number_input("Horizon T", 0.1, 1000.0, d_model.horizon, key="train_horizon",
-                              help="Integration time in decay times 1/γ (10-20 reaches steady state)")
-    solver = c4.selectbox("Solver", SOLVERS, key="train_solver", help="Fixed-step rk4 is fast and accurate enough")
-    step = c4.number_input("Step size", 0.01, 10.0, d_model.step_size, key="train_step",
-                           help="Fixed-step size; keep it below 1/γ")
-    b1, b2, _ = st.columns([1, 1, 4])
-    do_estimate = b1.form_submit_button("Estimate time & memory", key="train_estimate")
-    do_start = b2.form_submit_button("Start training", type="primary", disabled=state.training, key="train_start")
+remember(state, {"train_epochs": d_train.epochs, "train_lr": d_train.learning_rate, "train_modules": 0,
+                 "train_l1": d_train.l1, "train_loss": d_train.loss, "train_cells": d_train.cells_per_condition,
+                 "train_batch": d_train.batch_conditions, "train_val": float(d_train.val_fraction),
+                 "train_seed": d_train.seed, "train_horizon": float(d_model.horizon), "train_solver": d_model.solver,
+                 "train_step": float(d_model.step_size)})
+c1, c2, c3, c4 = st.columns(4)
+epochs = c1.number_input("Epochs", 1, 100000, key="train_epochs", help="Passes over the training conditions")
+lr = c1.number_input("Learning rate", 1e-5, 1.0, format="%.4f", key="train_lr",
+                     help="Adam step size; long horizons want a smaller one")
+modules = c1.number_input("Modules (0 = automatic)", 0, 4096, key="train_modules",
+                          help=f"Hidden units K; {N_MODULES_RULE}")
+l1 = c2.number_input("L1 weight", 0.0, 10.0, format="%.4f", key="train_l1",
+                     help="Sparsity of the network; a few-fold too strong drives all weights to zero")
+loss = c2.selectbox("Loss", ["w2", "sinkhorn"], key="train_loss",
+                    help="Exact W2 (POT) or debiased Sinkhorn (large batches)")
+cells = c2.number_input("Cells per condition", 2, 4096, key="train_cells", help="Cells sampled per condition and step")
+batch = c3.number_input("Conditions per step", 1, 4096, key="train_batch",
+                        help="Perturbed conditions per optimisation step (the control joins every step)")
+val = c3.number_input("Validation fraction", 0.0, 0.9, step=0.05, key="train_val",
+                      help="Share of perturbations held out to pick the best epoch (0: pick on training loss)")
+seed = c3.number_input("Seed", 0, 2**31 - 1, key="train_seed", help="Seed of every random draw")
+horizon = c4.number_input("Horizon T", 0.1, 1000.0, key="train_horizon",
+                          help="Integration time in decay times 1/γ (10-20 reaches steady state)")
+solver = c4.selectbox("Solver", SOLVERS, key="train_solver", help="Fixed-step rk4 is fast and accurate enough")
+step = c4.number_input("Step size", 0.01, 10.0, key="train_step", help="Fixed-step size; keep it below 1/γ")
+b1, b2, _ = st.columns([1.3, 1, 2.5])
+do_estimate = b1.button("Estimate time & memory", key="train_estimate", use_container_width=True)
+do_start = b2.button("Start training", type="primary", disabled=state.training, key="train_start",
+                     use_container_width=True)
 
 with user_errors("training options"):
     model_config = ModelConfig(n_modules=int(modules) or None, horizon=float(horizon), solver=solver,
@@ -84,12 +89,14 @@ def live():
     st.progress(snap.fraction, text=text)
     if snap.status == "running":
         if st.button("Stop", key="train_stop", disabled=job.stop_requested,
-                     help="Ends after the current step; the best model so far is kept"):
+                     help="Ends after the current step; the run's best model so far is kept and offered"):
             job.stop()
             st.caption("Stopping after the current step…")
     elif state.sync_job():
-        st.rerun()  # the new model is current: refresh the whole page and sidebar
-    if snap.history:
+        st.rerun(scope="app")  # the run is kept: refresh the whole page and sidebar
+    # the loss of the run while it runs (or when it failed); once it is a kept model, its history
+    # is drawn once, below, when it is current
+    if snap.history and snap.status in ("running", "failed"):
         st.plotly_chart(plots.loss_figure(snap.history, title="Loss during training"), key="live_loss")
     for event in snap.events[-3:]:
         st.warning(event)
@@ -111,13 +118,16 @@ live()
 
 st.subheader("Current model")
 if state.model is None:
-    st.info("No model yet: start a training run above, or upload a checkpoint below.")
+    st.info("No model yet: start a training run above, upload a checkpoint below, or pick a kept one on the "
+            "Models page.")
 else:
-    st.caption(f"{state.model_source} · {state.model.n_genes} genes · {state.model.n_modules} modules"
+    st.caption(f"**{state.current_model}** · {state.model_source} · {state.model.n_genes} genes · "
+               f"{state.model.n_modules} modules"
                + (f" · best epoch {state.model_settings.best_epoch}"
                   if state.model_settings and state.model_settings.best_epoch else ""))
     if state.history is not None and len(state.history):
-        st.plotly_chart(plots.loss_figure(state.history, title="Training history (per epoch)"), key="history_loss")
+        st.plotly_chart(plots.loss_figure(state.history, title=f"Training history of {state.current_model}"),
+                        key="history_loss")
     col1, col2 = st.columns(2)
     if state.checkpoint_path:
         # a callable: the file (tens of MB for big models) is read only when the button is clicked

@@ -9,6 +9,7 @@ to the session, so training or editing it never leaks into another session).
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import threading
 import time
@@ -19,8 +20,10 @@ import streamlit as st
 
 from perturbode_core import datasets
 from perturbode_core.data import dataset as pdata
-from perturbode_core.datasets import teacher
 from perturbode_core.io.edges import truth_from_uns
+
+# torch-backed modules (the teacher network, training, checkpoints) are imported where they are
+# used: the first page shows the data without loading torch
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,8 @@ def dataset_description(name: str) -> str:
 def load_builtin_anndata(name: str):
     """The AnnData of a built-in dataset (shared by all sessions: read only)."""
     if name == SYNTHETIC_DATASET:
+        from perturbode_core.datasets import teacher
+
         return teacher.teacher_dataset(teacher.teacher_model(12, seed=0), cells_per_condition=80, seed=0)
     return datasets.load_dataset(name)
 
@@ -93,20 +98,24 @@ def load_builtin(name: str):
     return data, truth, [str(w.message) for w in caught]
 
 
+def shipped_demo_checkpoint(name: str) -> Path | None:
+    """The checkpoint shipped for dataset ``name`` (None when there is none)."""
+    return datasets.demo_checkpoint_path(name) if name != SYNTHETIC_DATASET else None
+
+
 @st.cache_data(show_spinner="Preparing the demo model…", max_entries=4)
 def demo_checkpoint_bytes(name: str) -> bytes:
     """Checkpoint bytes of the demo model for dataset ``name``.
 
-    The shipped checkpoint when there is one and it fits the data; otherwise a quick model trained
-    here for at most :data:`FALLBACK_TRAIN_SECONDS` (once per server: the result is cached).
+    The shipped checkpoint when there is one (checked, genes included, when it is loaded);
+    otherwise a quick model trained here for at most :data:`FALLBACK_TRAIN_SECONDS` (once per
+    server: the result is cached).
     """
-    from perturbode_core.io import checkpoint
     from perturbode_core.train import TrainConfig, fit
 
     data = load_builtin(name)[0]
-    shipped = datasets.demo_checkpoint_path(name) if name != SYNTHETIC_DATASET else None
+    shipped = shipped_demo_checkpoint(name)
     if shipped is not None:
-        checkpoint.load_checkpoint(shipped, genes=data.gene_names)  # a broken shipped file is a bug: say so
         return shipped.read_bytes()
     stop = threading.Event()
     t0 = time.perf_counter()
@@ -126,15 +135,27 @@ def demo_checkpoint_bytes(name: str) -> bytes:
 
 @st.cache_resource
 def warm_up() -> threading.Thread:
-    """Import torch's optimiser machinery once per server in the background.
+    """Prepare, once per server and in the background, what the first clicks would wait for.
 
-    The first ``torch.optim.Adam`` of a process imports torch._dynamo (3-4 s); doing it while
-    the user reads the first page makes their first Start training click respond at once.
+    The first ``torch.optim.Adam`` of a process imports torch._dynamo (3-4 s) and the first UMAP
+    compiles numba kernels (8 s); doing both while the user reads the first page makes the first
+    Start training and the first UMAP respond at once. ``app.py`` calls this after the first page
+    is drawn, so it never delays that page.
     """
     def work():
+        try:  # Linux schedules threads as tasks: this one yields the CPU to every request meanwhile
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (AttributeError, OSError):
+            pass
         import torch
 
         torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+        try:
+            from perturbode_core.tools.embedding import warm_up_umap
+
+            warm_up_umap()
+        except Exception:  # noqa: BLE001 - a missing optional part only makes the first UMAP slower
+            log.exception("UMAP warm-up failed")
 
     thread = threading.Thread(target=work, name="perturbode-warm-up", daemon=True)
     thread.start()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 
 import numpy as np
@@ -15,22 +14,45 @@ from perturbode_core.tools.embedding import pca_project, subsample
 
 from .state import Scenario
 
-#: Builder choices: label -> (intervention type, value field label, default, convert UI value to core value)
+#: Builder choices: label -> (intervention type, what the number means, default). The units are
+#: the typed spec's (knock-down: fraction removed; overexpression strength: the spec's value),
+#: except "overexpression (fold change)", which is converted to a strength for the current model
+#: (see :func:`builder_interventions`) and shown as the spec it makes.
 KINDS = {
-    "knockout": ("knockout", None, None, None),
-    "knock-down %": ("knockdown", "% removed", 50.0, lambda v: v / 100.0),
-    "overexpression fold": ("overexpression", "fold", 2.0, float),
-    "shift": ("shift", "rate", 1.0, float),
+    "knockout": ("knockout", None, None),
+    "knock-down": ("knockdown", "fraction of the control level removed (0-1)", 0.5),
+    "overexpression (fold change)": ("overexpression", "fold change of expression (≥ 1)", 2.0),
+    "overexpression (strength)": ("overexpression", "strength (× the screen's overexpression)", 1.0),
+    "shift": ("shift", "added rate (standardised units per unit time)", 1.0),
 }
+#: The builder choice whose number is a fold change of expression.
+FOLD = "overexpression (fold change)"
 
 
-def builder_spec(choices: list[tuple[str, str, float | None]]) -> str:
-    """A spec from the builder's rows ``(gene, kind label, UI value)``."""
-    ivs = []
+def builder_interventions(model, cells, choices: list[tuple[str, str, float | None]], *, base=None):
+    """Interventions from the builder's rows ``(gene, kind label, value)`` and notes for the page.
+
+    A fold change of expression becomes the overexpression strength that, alone, raises the gene
+    that far from ``cells`` in ``model`` (one batched calibration for every such row).
+    """
+    from perturbode_core.tools.intervention_units import calibrate_overexpression
+
+    ivs, notes = [], []
+    folds = [(g, v) for g, label, v in choices if label == FOLD]
+    cal = {}
+    for fold in sorted({v for _, v in folds}):
+        genes = [g for g, v in folds if v == fold]
+        cal.update({c.gene: c for c in calibrate_overexpression(model, cells, genes, float(fold), base=base)})
     for gene, label, value in choices:
-        kind, _, _, convert = KINDS[label]
-        ivs.append(Intervention(gene, kind, None if convert is None else convert(value)))
-    return format_spec(ivs)
+        kind = KINDS[label][0]
+        if label == FOLD:
+            c = cal[gene]
+            ivs.append(c.intervention)
+            notes.append(f"{gene} {c.fold:g}-fold = overexpression strength {c.strength:.3g}"
+                         + ("" if c.reached else f" (the most the model allows: {c.achieved_fold:.3g}-fold)"))
+        else:
+            ivs.append(Intervention(gene, kind, None if KINDS[label][1] is None else float(value)))
+    return ivs, notes
 
 
 def parse_and_check(spec: str, gene_names) -> list[Intervention]:
@@ -81,34 +103,51 @@ def measured_condition(data, ivs: list[Intervention]) -> str | None:
     return None
 
 
-def run_scenario(state, spec: str, *, name: str | None = None, condition: str | None = None,
+def simulation_cells(state, *, condition: str | None = None, column: str | None = None, values=None):
+    """``(cells, description)``: the start cells of a simulation (a seeded subsample)."""
+    idx, desc = start_cells(state.data, condition=condition, column=column, values=values)
+    idx = idx[subsample(len(idx), state.settings.max_sim_cells, seed=0)]
+    return state.data.X[idx], desc
+
+
+def kept_perturbation(data, condition: str | None) -> list[Intervention]:
+    """The interventions of a start condition (empty for the control)."""
+    return list(data.interventions.get(condition, [])) if condition and condition != data.control else []
+
+
+def run_scenario(state, spec, *, name: str | None = None, condition: str | None = None,
                  column: str | None = None, values=None, horizon: float | None = None,
-                 n_times: int = 21, pca: dict | None = None) -> Scenario:
-    """Simulate ``spec`` from the chosen start cells with the session's model.
+                 n_times: int = 21, pca: dict | None = None, keep_start_perturbation: bool = False) -> Scenario:
+    """Simulate ``spec`` (a spec string or a list of interventions) from the chosen start cells.
+
+    With ``keep_start_perturbation`` the start condition's own perturbation stays on in both the
+    reference and the perturbed simulation (a knockout's cells stay knocked out: a second knockout
+    is a double knockout); otherwise the start cells relax as if it had been lifted.
 
     Returns a :class:`~perturbode_ui.state.Scenario` (effect table, mean/sd trajectories of the
-    control and perturbed simulations, and PCA coordinates of the moving cells when ``pca`` is given).
+    reference and perturbed simulations, clipped at zero, and PCA coordinates of the moving cells
+    when ``pca`` is given).
     """
     model, data = state.model, state.data
-    ivs = parse_and_check(spec, model.gene_names)
-    idx, desc = start_cells(data, condition=condition, column=column, values=values)
-    idx = idx[subsample(len(idx), state.settings.max_sim_cells, seed=0)]
-    cells = data.X[idx]
+    ivs = parse_and_check(spec, model.gene_names) if isinstance(spec, str) else list(spec)
+    check_genes(ivs, model.gene_names, where="perturbation")
+    cells, desc = simulation_cells(state, condition=condition, column=column, values=values)
+    base = kept_perturbation(data, condition) if keep_start_perturbation else []
+    combined = simulate.combine_interventions(base, ivs)
     t0 = time.perf_counter()
-    traj = simulate.trajectories(model, cells, ["control", ivs], horizon=horizon, n_times=n_times)
-    if "trajectories" in inspect.signature(simulate.effect_table).parameters:
-        # reuse the solve above (a 2,000-gene model spends seconds per solve)
-        effects = simulate.effect_table(model, cells, ivs, horizon=horizon, trajectories=traj)
-    else:
-        effects = simulate.effect_table(model, cells, ivs, horizon=horizon)
+    traj = simulate.trajectories(model, cells, [base or "control", combined], horizon=horizon, n_times=n_times)
+    # reuse the solve above (a 2,000-gene model spends seconds per solve)
+    effects = simulate.effect_table(model, cells, combined, horizon=horizon, trajectories=traj)
     seconds = time.perf_counter() - t0
-    states = traj["states"]  # (T, 2, n, p)
+    states = np.maximum(traj["states"], simulate.FLOOR)  # (T, 2, n, p); expression is never below 0
     coords = pca_project(states, pca) if pca is not None else None
     canonical = format_spec(ivs)
-    return Scenario(name=name or canonical, spec=canonical, start=desc,
-                    horizon=float(traj["times"][-1]), n_cells=len(idx), effects=effects, times=traj["times"],
+    base_spec = format_spec(base)
+    return Scenario(name=name or canonical, spec=canonical, start=desc + (f", {base_spec} kept on" if base else ""),
+                    horizon=float(traj["times"][-1]), n_cells=len(cells), effects=effects, times=traj["times"],
                     mean=states.mean(2), sd=states.std(2), coords=coords,
-                    measured=measured_condition(data, ivs), seconds=seconds)
+                    measured=measured_condition(data, combined), seconds=seconds,
+                    reference=base_spec or "control")
 
 
 def comparison_table(scenarios: dict, names: list[str], value: str = "z_change") -> pd.DataFrame:

@@ -67,16 +67,14 @@ def load_uploaded_checkpoint(state, name: str, payload: bytes) -> None:
         raise PerturbODEError("Load the data the model was trained on first", where="checkpoint upload",
                               fix="Pick or upload the dataset on the Data page")
     safe = Path(name).name or "model.pt"
-    folder = state.workdir / "uploaded"
-    folder.mkdir(exist_ok=True)
-    path = folder / safe
+    path = state.new_run_dir("upload") / safe  # its own folder: an earlier upload of the same name is kept
     path.write_bytes(payload)
     try:
         ckpt = checkpoint.load_checkpoint(path, genes=state.data.gene_names, where=f"uploaded file {safe}")
     except Exception:
         path.unlink(missing_ok=True)
         raise
-    state.set_checkpoint(ckpt, source=f"uploaded {safe}")
+    state.set_checkpoint(ckpt, source=f"uploaded {safe}", name=f"uploaded {safe}", status="uploaded")
 
 
 def recover_failed(state) -> bool:
@@ -87,7 +85,8 @@ def recover_failed(state) -> bool:
     model = job.recover_checkpoint()
     if model is None:
         return False
-    state.set_checkpoint(model, source=f"recovered from {job.label}'s last checkpoint")
+    state.set_checkpoint(model, source=f"recovered from {job.label}'s last checkpoint",
+                         name=f"{job.label} · recovered", status="recovered")
     state.job_adopted = True
     return True
 

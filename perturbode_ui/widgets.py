@@ -62,8 +62,53 @@ def require_model(state) -> None:
         st.stop()
 
 
+def remember(state, defaults: dict) -> None:
+    """Widgets that keep the user's last value across pages.
+
+    Streamlit forgets the value of a widget that a run does not draw (leave the Train page and
+    its epochs are back to the default). Before the widgets are drawn, each key of ``defaults``
+    gets its last value (kept in ``state.inputs``) or the default; the app saves the values at
+    the end of every run (:func:`save_inputs`). Draw these widgets without ``value=`` / ``index=``:
+    the value comes from here.
+    """
+    for key, default in defaults.items():
+        if key not in st.session_state:
+            st.session_state[key] = state.inputs.get(key, default)
+        state.inputs.setdefault(key, default)
+
+
+def save_inputs(state) -> None:
+    """Keep the current values of every remembered widget (called at the end of each run)."""
+    for key in list(state.inputs):
+        if key in st.session_state:
+            state.inputs[key] = st.session_state[key]
+
+
+def model_notice(state, where: str = "page") -> None:
+    """The notice about the current model, with its way back (or the offered model) as a button."""
+    notice = state.notice
+    if notice is None:
+        return
+    with st.container(border=True):
+        st.markdown(notice.text)
+        cols = st.columns([1.4, 1.4, 1, 3])
+        if notice.offer_model and notice.offer_model in state.models:
+            if cols[0].button(f"Use {notice.offer_model}", key=f"{where}_notice_use", type="primary"):
+                with user_errors("switch model"):
+                    state.switch_model(notice.offer_model)
+                    st.rerun()
+        if notice.undo_model and notice.undo_model in state.models:
+            if cols[1].button(f"Switch back to {notice.undo_model}", key=f"{where}_notice_undo"):
+                with user_errors("switch model"):
+                    state.switch_model(notice.undo_model)
+                    st.rerun()
+        if cols[2].button("Dismiss", key=f"{where}_notice_dismiss"):
+            state.notice = None
+            st.rerun()
+
+
 def sidebar_status(state) -> None:
-    """The shared sidebar: current dataset, model and training job."""
+    """The shared sidebar: current dataset, model (with a quick switch) and training job."""
     with st.sidebar:
         st.markdown("**Dataset**")
         if state.data is not None:
@@ -73,11 +118,16 @@ def sidebar_status(state) -> None:
         else:
             st.caption("none loaded")
         st.markdown("**Model**")
-        if state.model is not None:
-            m = state.model
-            st.caption(f"{state.model_source} · {m.n_modules} modules")
+        entry = state.entry
+        if entry is not None:
+            # the number of modules only once the model is in memory: the first page never loads it
+            detail = f" · {entry.model.n_modules} modules" if entry.loaded else ""
+            st.caption(f"{entry.name} ({entry.source}){detail} · {len(state.models)} kept "
+                       f"model{'s' if len(state.models) != 1 else ''}")
         else:
-            st.caption("none (train one or upload a checkpoint)")
+            st.caption("none for these data (train one, upload a checkpoint, or pick one on the Models page)")
+        if state.notice is not None:
+            st.caption(state.notice.text)
         _job_status(state)
         if state.startup_error:
             st.error(state.startup_error)

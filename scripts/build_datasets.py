@@ -87,9 +87,10 @@ def build_datasets(out_dir: Path) -> list[Path]:
 def build_demo_checkpoints(out_dir: Path, names=None) -> list[Path]:
     """Train the demo checkpoints with the project's own CLI on the shipped datasets.
 
-    ``perturbode train --data <name>.h5ad <data flags> --config <DEMO_TRAIN_CONFIG[name]>``, the
-    data flags being the dataset's load options (none for the simulated ones); the checkpoint is
-    copied to ``<name>_model.pt``. Training is seeded and deterministic on CPU, so the weights are
+    ``perturbode train --data <name>.h5ad <data flags> --holdout <its held-out conditions> --config <its
+    model and train options>`` (``DEMO_TRAIN_CONFIG[name]``; the data flags are the dataset's load
+    options, none for the simulated ones); the checkpoint, which records the conditions it
+    was trained on, is copied to ``<name>_model.pt``. Training is seeded and deterministic on CPU, so the weights are
     identical on every rebuild on the same machine and library versions; the file's bytes are not
     (it records training times and package versions).
     """
@@ -105,9 +106,11 @@ def build_demo_checkpoints(out_dir: Path, names=None) -> list[Path]:
             continue
         with tempfile.TemporaryDirectory() as tmp:
             cfg = Path(tmp) / "config.json"
-            cfg.write_text(json.dumps(config))
+            cfg.write_text(json.dumps({k: v for k, v in config.items() if k in ("model", "train")}))
             cmd = [sys.executable, "-m", "perturbode_core", "train", "--data", str(out_dir / f"{name}.h5ad"),
                    *data_flags(load_options(name)), "--out", str(Path(tmp) / "run"), "--config", str(cfg), "--quiet"]
+            if config.get("holdout"):
+                cmd += ["--holdout", ",".join(config["holdout"])]
             subprocess.run(cmd, check=True, cwd=ROOT)
             target = out_dir / f"{name}_model.pt"
             shutil.copyfile(Path(tmp) / "run" / "model.pt", target)

@@ -1,8 +1,9 @@
 """Screenshots of every dashboard page, taken in a real browser (for the README tour).
 
 Starts ``streamlit run app.py`` on a free local port, drives the system Chromium with Playwright
-through each page of the demo (running a knockout on Simulate and building the report on Report
-so those pages show results), and writes one PNG per page to ``docs/screenshots/``.
+through each page of the demo (running a knockout on Simulate, a screen on In-silico screen and
+building the report on Report so those pages show results), and writes one PNG per page to
+``docs/screenshots/``.
 
     python scripts/screenshots.py [--out docs/screenshots] [--width 1400]
 
@@ -28,8 +29,9 @@ CHROMIUM = os.environ.get("PERTURBODE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 #: (navigation title, file name) of every page, in the sidebar's order
-PAGES = [("Data", "data"), ("Train", "train"), ("Simulate", "simulate"), ("Network", "network"),
-         ("Modules & enrichment", "modules"), ("Evaluate", "evaluate"), ("Report", "report")]
+PAGES = [("Data", "data"), ("Train", "train"), ("Models", "models"), ("Simulate", "simulate"),
+         ("In-silico screen", "screen"), ("Network", "network"), ("Modules & enrichment", "modules"),
+         ("Evaluate", "evaluate"), ("Report", "report")]
 #: the page's own title where it differs from its navigation title
 HEADINGS = {"Network": "Gene regulatory network"}
 
@@ -126,6 +128,10 @@ def main(argv=None) -> int:
                 open_page(page, title)
             if name == "simulate":
                 page.get_by_role("button", name="Run simulation").click()
+                wait_idle(page)
+                page.locator('[data-testid="stDataFrame"]').first.wait_for()
+            if name == "screen":
+                page.get_by_role("button", name="Run the screen").click()
                 wait_idle(page)
                 page.locator('[data-testid="stDataFrame"]').first.wait_for()
             if name == "report":

@@ -30,6 +30,8 @@ def test_home_is_data_page_with_demo(app):
     assert not app.exception
     assert [t.value for t in app.title] == ["Data"]
     state = app.session_state[STATE_KEY]
+    # the first page shows the data without reading the demo model (no torch on the way: issue 15)
+    assert state.entry is not None and not state.entry.loaded
     assert state.data is not None and state.model is not None
     assert state.model_source == "demo checkpoint"
     sidebar = " ".join(c.value for c in app.sidebar.caption)

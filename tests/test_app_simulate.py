@@ -79,5 +79,11 @@ def test_subset_start_cells(app):
     app.selectbox(key="sim_start").set_value(cond).run()
     app.button(key="sim_run").click().run()
     assert not app.exception and not app.error
-    assert state.last_simulation.start == f"cells of {cond}"
+    # the start condition's own perturbation stays on by default, and the page says so
+    spec = "+".join(iv.to_spec() for iv in state.data.interventions[cond])
+    assert state.last_simulation.start == f"cells of {cond}, {spec} kept on"
+    assert state.last_simulation.reference == spec
+    app.checkbox(key="sim_keep_start").uncheck().run()
+    app.button(key="sim_run").click().run()
+    assert state.last_simulation.start == f"cells of {cond}" and state.last_simulation.reference == "control"
     app.selectbox(key="sim_start").set_value(state.data.control).run()

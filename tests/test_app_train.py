@@ -62,10 +62,21 @@ def test_estimate_then_short_training(app):
     assert len(state.history) == 4
     assert app.get("download_button")  # the checkpoint can be downloaded
     assert state.checkpoint_bytes()[:2] == b"PK"  # a torch zip archive
+    # issue 15, item 1: a finished run is current, not silently: the demo is kept and one click away
+    assert set(state.models) == {"demo", state.current_model} and "now the current model" in state.notice.text
+    # the loss is drawn once (the run's history), not also as the finished job's live curve
+    losses = [c for c in app.get("plotly_chart") if "Loss" in c.proto.spec or "history" in c.proto.spec]
+    assert len(losses) == 1, len(losses)
+    app.button(key="page_notice_undo").click().run()
+    assert not app.exception and state.current_model == "demo" and state.model is demo_model
+    assert len(state.models) == 2
 
 
 def test_stop_keeps_the_best_model(app):
+    """Issue 15, item 1: a stopped run is kept and offered; the current model stays until the user
+    takes the stopped one."""
     state = app.session_state[STATE_KEY]
+    demo_model = state.model
     app.number_input(key="train_epochs").set_value(5000)
     app.number_input(key="train_cells").set_value(16)
     app.button(key="train_start").click().run()
@@ -78,7 +89,13 @@ def test_stop_keeps_the_best_model(app):
     assert job.snapshot().status == "stopped" and job.result.best_epoch is not None
     app.run()
     assert not app.exception
-    assert "stopped early" in state.model_source and state.model is job.result.model
+    assert state.model is demo_model and state.current_model == "demo"  # not imposed
+    offered = state.notice.offer_model
+    assert offered in state.models and state.models[offered].source.endswith("stopped early)")
+    assert "stopped at epoch" in state.notice.text
+    app.button(key="page_notice_use").click().run()  # ... but offered
+    assert not app.exception
+    assert "stopped early" in state.model_source and state.model is job.result.model and state.notice is None
     # resume continues from the stopped run's checkpoint in a new run
     new = training.start_training(state, train_config=TrainConfig(epochs=job.result.best_epoch + 1),
                                   resume=training.resumable_checkpoint(state))

@@ -44,9 +44,11 @@ def browser():
         b.close()
 
 
-def _new_page(browser, base):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+def _new_page(browser, base, *, width=1400, requests=None):
+    ctx = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
     page = ctx.new_page()
+    if requests is not None:  # every URL the page asks for
+        page.on("request", lambda r: requests.append(r.url))
     page.set_default_timeout(60_000)
     page.goto(base)
     shots.wait_idle(page, 120)
@@ -103,9 +105,13 @@ def test_full_loop_in_the_browser(server, browser, tmp_path):
         page.get_by_role("button", name="Stop").click()
         page.get_by_text(re.compile(r"stopped")).first.wait_for(timeout=60_000)
         shots.wait_idle(page)
-        page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebar\"]').innerText.includes('trained')",
+        # a stopped run is kept and offered, not imposed (issue 15, item 1)
+        page.get_by_role("button", name=re.compile(r"^Use run 1")).wait_for(timeout=30_000)
+        assert "demo (demo checkpoint)" in _sidebar(page) and "stopped early" not in _sidebar(page)
+        page.get_by_role("button", name=re.compile(r"^Use run 1")).click()
+        shots.wait_idle(page)
+        page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebar\"]').innerText.includes('stopped early')",
                                timeout=30_000)
-        assert "stopped early" in _sidebar(page)
 
         # --- a knockout and its effect table
         shots.open_page(page, "Simulate")
@@ -148,11 +154,12 @@ def test_full_loop_in_the_browser(server, browser, tmp_path):
         assert 'id="network-figure"' in text
         assert not re.search(r"<script[^>]+src\s*=\s*[\"']?(https?:)?//", text, flags=re.I)
         _shot(page, "report")
-        offline = browser.new_context(offline=True)  # a collaborator without network
+        offline = browser.new_context(offline=True, viewport={"width": 1300, "height": 900})  # a collaborator
         try:
             rp = offline.new_page()
             rp.goto(report.as_uri())
             rp.locator("#network-figure.js-plotly-plot .main-svg").first.wait_for(timeout=30_000)
+            _check_report_is_readable(rp)
         finally:
             offline.close()
         # a figure as PNG through kaleido and the system Chromium
@@ -165,6 +172,63 @@ def test_full_loop_in_the_browser(server, browser, tmp_path):
         png = tmp_path / "network.png"
         dl.value.save_as(png)
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        ctx.close()
+
+
+_LABELS_INSIDE = """id => {
+    const fig = document.getElementById(id);
+    const box = fig.querySelector('.main-svg').getBoundingClientRect();
+    const out = [];
+    for (const t of fig.querySelectorAll('.xtick text, .ytick text, .xtitle, .ytitle, .gtitle')) {
+        const r = t.getBoundingClientRect();
+        if (r.width === 0) continue;
+        if (r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1 || r.bottom > box.bottom + 1)
+            out.push(t.textContent);
+    }
+    return out;
+}"""
+_TITLE_CLEAR = """id => {
+    const fig = document.getElementById(id);
+    const title = fig.querySelector('.ytitle').getBoundingClientRect();
+    const ticks = [...fig.querySelectorAll('.ytick text')].map(t => t.getBoundingClientRect()).filter(r => r.width > 0);
+    return ticks.every(r => title.right <= r.left + 1);
+}"""
+
+
+def _check_report_is_readable(rp):
+    """Issue 15, item 3: the report fits a 1,300 px window and every figure label is inside its figure."""
+    assert rp.evaluate("document.documentElement.scrollWidth") <= 1300
+    rp.wait_for_timeout(1500)  # plotly lays out every figure
+    ids = rp.evaluate("[...document.querySelectorAll('.js-plotly-plot')].map(e => e.id)")
+    assert {"g-heatmap", "loss-figure", "simulation-0"} <= set(ids), ids
+    for fid in ids:
+        assert rp.evaluate(_LABELS_INSIDE, fid) == [], f"labels cut off in {fid}"
+    genes = rp.evaluate("[...document.querySelectorAll('#g-heatmap .ytick text')].map(t => t.textContent)")
+    assert len(genes) == 11 and "Gata1" in genes  # the G heatmap names every gene of the demo
+    bars = rp.evaluate("[...document.querySelectorAll('#simulation-0 .ytick text')].map(t => t.textContent)")
+    assert bars and all(len(b) > 2 for b in bars)  # full gene names, not one or two letters
+    assert rp.evaluate(_TITLE_CLEAR, "loss-figure")  # the axis title does not sit on its tick labels
+
+
+def test_first_page_fetches_nothing_from_the_internet_and_labels_fit(server, browser):
+    """Issue 15, item 8: no page icon (or anything else) from a font server; no button label cut off."""
+    requests: list[str] = []
+    ctx, page = _new_page(browser, server, width=1300, requests=requests)
+    try:
+        shots.open_page(page, "Train")
+        page.get_by_role("button", name="Estimate time & memory").wait_for()
+        cut = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stMain"] button')]
+            .filter(b => b.offsetParent !== null)
+            .filter(b => [b, ...b.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1
+                                                              && getComputedStyle(e).overflow !== 'visible'))
+            .map(b => b.innerText)""")
+        assert cut == [], cut
+        box = page.get_by_role("button", name="Estimate time & memory").bounding_box()
+        assert box["height"] < 60  # one line
+        external = [u for u in requests if not re.match(r"(https?|wss?)://(127\.0\.0\.1|localhost)[:/]", u)
+                    and not u.startswith(("data:", "blob:"))]
+        assert external == [], external
     finally:
         ctx.close()
 

@@ -1,7 +1,9 @@
 """The command line end to end, in a subprocess, as a user runs it."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import anndata as ad
 import networkx as nx
@@ -9,9 +11,14 @@ import pandas as pd
 import pytest
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def cli(*args, cwd=None):
+    # this checkout's code first, whatever the working folder (an installed copy must not answer)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, "-m", "perturbode_core", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+                          cwd=cwd, timeout=300, env=env)
 
 
 def test_help_lists_every_command_and_option():
@@ -68,3 +75,11 @@ def test_errors_are_one_line_without_traceback(args, message, teacher_h5ad, tmp_
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
     assert out.stderr.strip().count("\n") == 0 and out.stderr.startswith("error: ")
+
+
+def test_dataset_without_out_writes_a_default_name(tmp_path):
+    """``perturbode dataset myeloid`` writes myeloid.h5ad (and its edges) in the current folder."""
+    out = cli("dataset", "myeloid", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "myeloid.h5ad").exists() and (tmp_path / "myeloid_edges.csv").exists()
+    assert ad.read_h5ad(tmp_path / "myeloid.h5ad").n_vars == 11

@@ -9,7 +9,7 @@ from perturbode_core.cli.common import data_flags
 from perturbode_core.cli.main import main
 from perturbode_core.data.dataset import from_anndata
 from perturbode_core.datasets import demo_checkpoint_path, load_dataset, truth_edges, write_dataset
-from perturbode_core.datasets.registry import load_options, shipped_path
+from perturbode_core.datasets.registry import demo_holdout, load_options, shipped_path
 from perturbode_core.errors import PerturbODEError
 
 NAME = "papalexi2021"
@@ -136,7 +136,9 @@ def demo():
 def test_demo_checkpoint_was_trained_by_the_cli_with_the_datasets_load_options(demo, data):
     assert demo.model.gene_names == data.gene_names
     assert demo.model.latent_names == data.unmeasured_targets
-    assert demo.settings.train_conditions == data.conditions  # every condition of the loaded screen
+    held = demo_holdout(NAME)
+    assert held and set(held) <= set(data.gene_names)  # knockouts of measured genes, never shown
+    assert demo.settings.train_conditions == [c for c in data.conditions if c not in held]
     assert data_flags(load_options(NAME))[:2] == ["--control", "non-targeting"]
 
 

@@ -1,4 +1,4 @@
-"""``perturbode dataset NAME --out FILE.h5ad``: write a built-in dataset (and its truth CSV)."""
+"""``perturbode dataset NAME [--out FILE.h5ad]``: write a built-in dataset (and its truth CSV)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def register(subparsers) -> None:
                     "<stem>_edges.csv (source,target,sign) when it has one (real screens have none). Shipped "
                     "datasets are copied; the others are simulated, deterministically.")
     p.add_argument("name", nargs="?", help="dataset name (see --list)")
-    p.add_argument("--out", help="output FILE.h5ad")
+    p.add_argument("--out", help="output FILE.h5ad (default: NAME.h5ad in the current folder)")
     p.add_argument("--list", action="store_true", help="list the built-in datasets and exit")
     p.add_argument("--cells-per-condition", type=int, default=None,
                    help="cells per condition (default: the dataset's own; forces simulation)")
@@ -34,11 +34,10 @@ def run(args) -> int:
     if not args.name:
         raise PerturbODEError("No dataset named", where="perturbode dataset",
                               fix="Give a NAME (see perturbode dataset --list)")
-    if not args.out:
-        raise PerturbODEError("No output file", where="perturbode dataset", fix="Add --out FILE.h5ad")
+    out = args.out or f"{args.name}.h5ad"
     if args.cells_per_condition is not None and args.cells_per_condition < 1:
         raise PerturbODEError("--cells-per-condition must be at least 1", where="--cells-per-condition",
                               fix="Give e.g. 100")
-    h5ad, edges = write_dataset(args.name, args.out, cells_per_condition=args.cells_per_condition, seed=args.seed)
+    h5ad, edges = write_dataset(args.name, out, cells_per_condition=args.cells_per_condition, seed=args.seed)
     print(f"wrote {h5ad} and {edges}" if edges else f"wrote {h5ad} (a real screen: no known network)")
     return 0

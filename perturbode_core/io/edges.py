@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 
@@ -304,8 +303,10 @@ def as_edge_frame(edges, gene_names=None, *, top_k: int | None = None, where: st
     return out.reset_index(drop=True)
 
 
-def to_networkx(edges: pd.DataFrame, *, genes=None) -> nx.DiGraph:
-    """A directed graph with ``weight``, ``abs_weight`` and ``sign`` on each edge."""
+def to_networkx(edges: pd.DataFrame, *, genes=None):
+    """A directed graph (``networkx.DiGraph``) with ``weight``, ``abs_weight`` and ``sign`` on each edge."""
+    import networkx as nx  # on use: reading an edge table (the first page) does not need it
+
     g = nx.DiGraph()
     if genes is not None:
         g.add_nodes_from(map(str, genes))
@@ -323,6 +324,8 @@ def write_edges_csv(edges: pd.DataFrame, path) -> Path:
 
 def graphml_bytes(edges: pd.DataFrame, *, genes=None, node_attributes: dict | None = None) -> bytes:
     """GraphML of the edges (opens in Cytoscape and Gephi); node attributes optional."""
+    import networkx as nx
+
     g = to_networkx(edges, genes=genes)
     for name, values in (node_attributes or {}).items():
         nx.set_node_attributes(g, {str(k): v for k, v in values.items() if str(k) in g}, name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from perturbode_core.errors import PerturbODEError
@@ -42,23 +42,38 @@ def check_input_file(path: str | os.PathLike, *, kind: str = "File", where: str 
     return path
 
 
+def _create_temporary(path: Path) -> Path:
+    """A new, empty file next to ``path`` with the permissions a plain ``open()`` would give it.
+
+    ``tempfile.mkstemp`` creates files readable by their owner only (0600), and reading the umask
+    means setting it (``os.umask``), which races with every other thread creating files. Opening
+    with ``O_CREAT | O_EXCL`` and mode 0666 lets the kernel apply the umask (and default ACLs)
+    itself, atomically; ``O_EXCL`` keeps the name ours.
+    """
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"Could not create a temporary file next to {path}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path next to ``path``; on success, fsync it and rename it onto ``path``.
 
-    On an exception the temporary file is removed and ``path`` is left as it was.
+    The file gets the permissions of any file the user creates (0666 less the umask: 0644 under
+    the usual umask 022), never the owner-only 0600 of ``mkstemp``. On an exception the temporary
+    file is removed and ``path`` is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _create_temporary(path)
     try:
-        # mkstemp creates files readable by their owner only; results are meant to be shared,
-        # so give them the permissions a plain open() would (0666 less the umask)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        yield Path(tmp)
+        yield tmp
         with open(tmp, "rb+") as fh:
             fh.flush()
             os.fsync(fh.fileno())

@@ -5,28 +5,49 @@ dashboard pages and the HTML report. Colours come from :mod:`~perturbode_core.pl
 
 Modules
 -------
-style             the colour language (signs, known-network overlay, modules, conditions)
+style             the colour language (signs, known-network overlay, modules, conditions) and margins
 data_plots        cells on an embedding, cells per condition, knockout efficiency
 training_plots    loss curves
 network_plots     the gene network (node-link, known-network overlay) and the G heatmap
 module_plots      modules: module network, enrichment dot plot and heatmap, module activity
 simulation_plots  trajectories, cells moving on the embedding, per-gene effects, scenario comparison
+screen_plots      in-silico screens
 metric_plots      metrics of the model beside its baselines
+
+The builders are loaded on first use (``plots.network_figure`` imports ``network_plots`` then),
+so a page that draws an embedding does not pay for the module and enrichment machinery.
 """
 
-from perturbode_core.plots.data_plots import cells_per_condition_figure, embedding_figure, knockout_efficiency_figure
-from perturbode_core.plots.metric_plots import metric_bar_figure
-from perturbode_core.plots.module_plots import (enrichment_dotplot, enrichment_heatmap, module_activity_heatmap,
-                                                module_network_figure)
-from perturbode_core.plots.network_plots import g_heatmap, network_figure, network_layout, truth_overlay_figure
-from perturbode_core.plots.simulation_plots import (comparison_figure, effect_figure, moving_cells_figure,
-                                                    trajectory_figure)
-from perturbode_core.plots.style import SIGN_COLORS, TRUTH_STYLES
-from perturbode_core.plots.training_plots import loss_figure
+from __future__ import annotations
 
-__all__ = [
-    "SIGN_COLORS", "TRUTH_STYLES", "cells_per_condition_figure", "comparison_figure", "effect_figure",
-    "embedding_figure", "enrichment_dotplot", "knockout_efficiency_figure", "enrichment_heatmap", "g_heatmap", "loss_figure", "metric_bar_figure",
-    "module_activity_heatmap", "module_network_figure", "moving_cells_figure", "network_figure", "network_layout",
-    "trajectory_figure", "truth_overlay_figure",
-]
+import importlib
+
+#: Public name -> the module that defines it.
+_WHERE = {
+    "cells_per_condition_figure": "data_plots", "embedding_figure": "data_plots",
+    "knockout_efficiency_figure": "data_plots",
+    "metric_bar_figure": "metric_plots",
+    "enrichment_dotplot": "module_plots", "enrichment_heatmap": "module_plots",
+    "module_activity_heatmap": "module_plots", "module_network_figure": "module_plots",
+    "g_heatmap": "network_plots", "network_figure": "network_plots", "network_layout": "network_plots",
+    "truth_overlay_figure": "network_plots",
+    "comparison_figure": "simulation_plots", "effect_figure": "simulation_plots",
+    "moving_cells_figure": "simulation_plots", "trajectory_figure": "simulation_plots",
+    "screen_figure": "screen_plots",
+    "SIGN_COLORS": "style", "TRUTH_STYLES": "style",
+    "loss_figure": "training_plots",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'perturbode_core.plots' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"perturbode_core.plots.{_WHERE[name]}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from perturbode_core.plots.style import CONTROL_COLOR, palette_color
+from perturbode_core.plots.style import CONTROL_COLOR, OTHER_COLOR, palette_color, readable_layout
 
 
 def embedding_figure(coords, labels, *, control: str | None = None, title: str = "",
@@ -24,12 +24,13 @@ def embedding_figure(coords, labels, *, control: str | None = None, title: str =
     fig = go.Figure()
     for i, cond in enumerate(order):
         m = shown == cond
-        color = CONTROL_COLOR if cond == control else ("#d0d0d0" if cond == "other" else palette_color(i))
+        color = CONTROL_COLOR if cond == control else (OTHER_COLOR if cond == "other" else palette_color(i))
         fig.add_trace(go.Scattergl(x=coords[m, 0], y=coords[m, 1], mode="markers", name=f"{cond} ({m.sum()})",
                                    marker=dict(size=4, color=color, opacity=0.7),
                                    hovertemplate=f"{cond}<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title=axis_names[0], yaxis_title=axis_names[1], height=520,
-                      legend=dict(itemsizing="constant"), margin=dict(l=10, r=10, t=40, b=10))
+    readable_layout(fig, title=title)
+    fig.update_layout(xaxis_title=axis_names[0], yaxis_title=axis_names[1], height=520,
+                      legend=dict(itemsizing="constant"))
     return fig
 
 
@@ -40,8 +41,8 @@ def cells_per_condition_figure(per_condition: pd.DataFrame, *, control: str | No
     colors = [CONTROL_COLOR if c == control else palette_color(0) for c in df["condition"]]
     fig = go.Figure(go.Bar(x=df["condition"].astype(str), y=df["cells"], marker_color=colors,
                            hovertemplate="%{x}: %{y} cells<extra></extra>"))
-    fig.update_layout(title="Cells per condition" + (f" (largest {max_bars})" if len(per_condition) > max_bars else ""),
-                      yaxis_title="cells", height=320, margin=dict(l=10, r=10, t=40, b=10))
+    readable_layout(fig, title="Cells per condition" + (f" (largest {max_bars})" if len(per_condition) > max_bars else ""))
+    fig.update_layout(yaxis_title="cells", height=320)
     return fig
 
 

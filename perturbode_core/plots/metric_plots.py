@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from perturbode_core.plots.style import BASELINE_GREYS, MODEL_COLOR, readable_layout
 
 
 # ----------------------------------------------------------------------------------------- metrics
@@ -21,7 +22,7 @@ def metric_bar_figure(table, *, metrics=None, method_col: str = "method", model_
     metrics
         Metric columns to draw (default: every numeric column).
     model_name
-        The method drawn in the highlight colour; baselines are drawn in greys.
+        The method drawn in :data:`~perturbode_core.plots.style.MODEL_COLOR`; baselines in greys.
     reference
         ``{metric: value}`` drawn as a dotted line, e.g. a random predictor's level.
     """
@@ -34,13 +35,12 @@ def metric_bar_figure(table, *, metrics=None, method_col: str = "method", model_
     if metrics is None:
         metrics = [c for c in df.columns if c != method_col and pd.api.types.is_numeric_dtype(df[c])]
     metrics = list(metrics)
-    greys = ["#7F7F7F", "#A6A6A6", "#C7C7C7", "#5E5E5E", "#D9D9D9"]
     fig = go.Figure()
     others = 0
     for _, row in df.iterrows():
         method = str(row[method_col])
         is_model = method == model_name
-        color = "#0072B2" if is_model else greys[others % len(greys)]
+        color = MODEL_COLOR if is_model else BASELINE_GREYS[others % len(BASELINE_GREYS)]
         others += 0 if is_model else 1
         vals = [float(row[m]) if pd.notna(row.get(m)) else None for m in metrics]
         fig.add_trace(go.Bar(x=metrics, y=vals, name=method, marker_color=color,
@@ -51,7 +51,7 @@ def metric_bar_figure(table, *, metrics=None, method_col: str = "method", model_
             i = metrics.index(m)
             fig.add_shape(type="line", x0=i - 0.45, x1=i + 0.45, y0=v, y1=v, xref="x", yref="y",
                           line=dict(dash="dot", color="black"))
-    fig.update_layout(barmode="group", title=title, height=420, yaxis_title="value",
-                      margin=dict(l=10, r=10, t=50 if title else 20, b=10),
+    readable_layout(fig, title=title)
+    fig.update_layout(barmode="group", height=420, yaxis_title="value",
                       legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
     return fig

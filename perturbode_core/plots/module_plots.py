@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 
 from perturbode_core.tools.enrichment import empty_result_message, top_terms
 from perturbode_core.errors import PerturbODEError, check_choice
+from perturbode_core.plots.style import DIVERGING_SCALE, SIGN_COLORS, readable_layout
 from perturbode_core.tools.modules import module_label
 
 __all__ = ["enrichment_dotplot", "enrichment_heatmap", "module_network_figure", "module_activity_heatmap"]
@@ -98,8 +99,8 @@ def enrichment_dotplot(result: pd.DataFrame, *, n_terms: int = 3, max_q: float |
         hovertemplate="%{x}<br>%{customdata[0]}<br>overlap %{customdata[1]}, q = %{customdata[2]:.2g}"
                       "<br>%{customdata[3]}<extra></extra>",
     ))
-    fig.update_layout(title="Top enriched terms per module", xaxis_title="module", yaxis_title="",
-                      height=max(350, 22 * len(term_order) + 120))
+    readable_layout(fig, title="Top enriched terms per module")
+    fig.update_layout(xaxis_title="module", yaxis_title="", height=max(350, 22 * len(term_order) + 120))
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=_module_names(mod_order))
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=term_order[::-1], automargin=True)
     return fig
@@ -137,8 +138,8 @@ def enrichment_heatmap(result: pd.DataFrame, *, n_terms: int = 3, max_q: float |
         colorscale="Viridis", colorbar=dict(title={"neg_log10_q": "−log10 q"}.get(value, value)),
         hovertemplate="%{x}<br>%{y}<br>" + value + " = %{z:.3g}<extra></extra>",
     ))
-    fig.update_layout(title="Module × term enrichment", xaxis_title="module",
-                      height=max(350, 22 * len(terms) + 120))
+    readable_layout(fig, title="Module × term enrichment")
+    fig.update_layout(xaxis_title="module", height=max(350, 22 * len(terms) + 120))
     fig.update_xaxes(type="category")
     fig.update_yaxes(autorange="reversed", automargin=True)
     return fig
@@ -148,7 +149,8 @@ def module_network_figure(graph: nx.DiGraph, *, layout: str = "spring", seed: in
                           hide_isolated: bool = True, node_labels: dict | None = None) -> go.Figure:
     """The module network (from :func:`~perturbode_core.tools.modules.module_network`) as a plotly figure.
 
-    Edges are lines (red: activating, blue: repressing) with an arrowhead near the target (hover
+    Edges are lines in the sign colours (blue: activating, vermillion: repressing; see
+    :mod:`~perturbode_core.plots.style`) with an arrowhead near the target (hover
     it for the weight and the shared genes); nodes are sized by module strength.
 
     Parameters
@@ -201,7 +203,7 @@ def module_network_figure(graph: nx.DiGraph, *, layout: str = "spring", seed: in
         atext.append(f"{module_label(u)} → {module_label(v)}<br>weight {d.get('weight', 0):.3g}, "
                      f"{'activating' if sign > 0 else 'repressing'}<br>via {', '.join(genes[:8])}"
                      + (" …" if len(genes) > 8 else ""))
-    for sign, name, colour in ((1, "activating", "#d62728"), (-1, "repressing", "#1f77b4")):
+    for sign, name, colour in ((1, "activating", SIGN_COLORS[1]), (-1, "repressing", SIGN_COLORS[-1])):
         xs, ys, _ = edges[sign]
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name, hoverinfo="skip",
                                  line=dict(width=1.5, color=colour)))
@@ -218,8 +220,8 @@ def module_network_figure(graph: nx.DiGraph, *, layout: str = "spring", seed: in
         text=labels, textposition="top center", hovertext=hover, hoverinfo="text",
         marker=dict(size=12 + 18 * np.sqrt(strength / smax), color="#ffbf00", line=dict(width=1, color="#333")),
     ))
-    fig.update_layout(title="Module network (module → module through shared genes)", showlegend=True,
-                      xaxis=dict(visible=False), yaxis=dict(visible=False, scaleanchor="x"))
+    readable_layout(fig, title="Module network (module → module through shared genes)")
+    fig.update_layout(showlegend=True, xaxis=dict(visible=False), yaxis=dict(visible=False, scaleanchor="x"))
     return fig
 
 
@@ -246,11 +248,12 @@ def module_activity_heatmap(activity: pd.DataFrame, *, control: str | None = "co
     lim = float(np.abs(z).max()) if z.size else 1.0
     fig = go.Figure(go.Heatmap(
         z=z, x=_module_names(H.columns), y=[str(i) for i in H.index],
-        colorscale="RdBu_r" if relative else "Viridis", zmid=0.0 if relative else None,
+        colorscale=DIVERGING_SCALE if relative else "Viridis", zmid=0.0 if relative else None,
         zmin=-lim if relative else None, zmax=lim if relative else None,
         colorbar=dict(title="Δ activity" if relative else "activity"),
     ))
-    fig.update_layout(title=title, xaxis_title="module", height=max(350, 18 * len(H) + 120))
+    readable_layout(fig, title=title)
+    fig.update_layout(xaxis_title="module", height=max(350, 18 * len(H) + 120))
     fig.update_xaxes(type="category")
     fig.update_yaxes(automargin=True)
     return fig

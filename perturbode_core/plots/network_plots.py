@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from perturbode_core.plots.style import MODULE_PALETTE, NODE_STATUS_COLORS, SIGN_COLORS, TRUTH_STYLES, UNMEASURED_COLOR
+from perturbode_core.plots.style import (DIVERGING_SCALE, NODE_STATUS_COLORS, OTHER_COLOR, SIGN_COLORS, TRUTH_STYLES,
+                                         UNMEASURED_COLOR, module_color, readable_layout)
 from perturbode_core.io.edges import as_edge_frame
 from perturbode_core.tools.network_view import classify_edges
 
@@ -57,16 +58,23 @@ def _segment_trace(xy_pairs, *, color, width, dash="solid", name, legendgroup, s
 
 
 # ------------------------------------------------------------------------------------------ networks
+#: Genes drawn with their names by default: all up to this many, else the strongest this many.
+MAX_LABELS = 40
+#: Module colours drawn by default: the modules with the most genes; the others are "other modules".
+MAX_GROUPS = 10
+
+
 def network_figure(edges, *, genes=None, node_groups: dict | None = None, truth=None, focus: str | None = None,
                    layout: str = "spring", seed: int = 0, title: str | None = None, height: int = 650,
-                   node_size: float = 14.0, labels: bool | None = None, unmeasured=()) -> go.Figure:
+                   node_size: float = 14.0, labels: bool | int | None = None, unmeasured=()) -> go.Figure:
     """An interactive network of the given edges.
 
     Edges are coloured by sign (activation blue, repression vermillion) and drawn wider for larger
     ``|weight|``; an arrow marker near each target shows the direction and carries the hover text
     (``source -> target``, weight, rank). With ``truth`` the edges are drawn by status instead
-    (true positive / false positive / missed, see :data:`TRUTH_STYLES`) and genes are coloured by
-    their role in the known network.
+    (true positive / wrong sign / false positive / missed, see :data:`TRUTH_STYLES`; an edge whose
+    sign contradicts the known one is never a true positive) and genes are coloured by their role
+    in the known network.
 
     Parameters
     ----------
@@ -83,10 +91,12 @@ def network_figure(edges, *, genes=None, node_groups: dict | None = None, truth=
     layout, seed
         See :func:`network_layout`.
     labels
-        Show gene names on the nodes (default: when at most 80 genes are drawn).
+        Gene names on the nodes: True (all), False (none), a number (the genes with the largest
+        summed |weight|, plus ``focus``); default all up to :data:`MAX_LABELS` genes, else the
+        strongest :data:`MAX_LABELS`.
     unmeasured
-        Regulators that are not measured genes (a model's latent regulators): drawn as diamonds,
-        marked "not measured".
+        Regulators that are not measured genes (a model's latent regulators): drawn as open
+        diamonds, marked "not measured".
     """
     df = as_edge_frame(edges)
     shown = list(dict.fromkeys(list(df["source"]) + list(df["target"]) + [str(g) for g in (genes or [])]))
@@ -111,16 +121,29 @@ def network_figure(edges, *, genes=None, node_groups: dict | None = None, truth=
     if len(df):
         _add_edge_arrows(fig, df, pos, bins, widths, with_truth=truth is not None)
     _add_nodes(fig, g, shown, pos, truth=truth, node_groups=node_groups, focus=focus, node_size=node_size,
-               labels=labels if labels is not None else len(shown) <= 80, unmeasured=set(map(str, unmeasured)))
+               labelled=_labelled(df, shown, labels, focus), unmeasured=set(map(str, unmeasured)))
+    readable_layout(fig, title=title)
     fig.update_layout(
-        title=title, height=height, hovermode="closest", plot_bgcolor="white",
-        margin=dict(l=10, r=10, t=50 if title else 20, b=10),
+        height=height, hovermode="closest", plot_bgcolor="white",
         xaxis=dict(visible=False), yaxis=dict(visible=False, scaleanchor="x", scaleratio=1),
         legend=dict(itemsizing="constant"),
         meta={"kind": "network", "n_edges": int((df.get("status", pd.Series(dtype=str)) != "missed").sum())
               if truth is not None else int(len(df)), "n_genes": len(shown)},
     )
     return fig
+
+
+def _labelled(df: pd.DataFrame, shown: list[str], labels, focus) -> set[str]:
+    """The genes whose names are drawn: all, none, or the strongest (summed |weight|) and the focus."""
+    if labels is True or (labels is None and len(shown) <= MAX_LABELS):
+        return set(shown)
+    if labels is False:
+        return set()
+    n = MAX_LABELS if labels is None else int(labels)
+    strength = pd.concat([df.groupby("source")["weight"].apply(lambda w: w.abs().sum()),
+                          df.groupby("target")["weight"].apply(lambda w: w.abs().sum())]).groupby(level=0).sum()
+    strongest = strength.sort_values(ascending=False, kind="stable").index[:n]
+    return set(map(str, strongest)) | ({focus} if focus else set())
 
 
 def _add_edge_lines(fig, df, pos, bins, widths, *, with_truth: bool) -> None:
@@ -167,18 +190,22 @@ def _add_edge_arrows(fig, df, pos, bins, widths, *, with_truth: bool) -> None:
                              hovertext=hover, hoverinfo="text", showlegend=False, name="edges"))
 
 
-def _add_nodes(fig, g, shown, pos, *, truth, node_groups, focus, node_size, labels: bool, unmeasured=frozenset()) -> None:
-    """Genes coloured by their role in the known network, by module, or all alike; unmeasured
-    regulators apart (diamonds, "not measured")."""
+def _add_nodes(fig, g, shown, pos, *, truth, node_groups, focus, node_size, labelled: set,
+               unmeasured=frozenset()) -> None:
+    """Genes coloured by their role in the known network, by module (the :data:`MAX_GROUPS`
+    largest; the rest as "other modules"), or all alike; unmeasured regulators apart (open
+    diamonds, "not measured")."""
     indeg, outdeg = dict(g.in_degree()), dict(g.out_degree())
     latent = [n for n in shown if n in unmeasured]
     shown = [n for n in shown if n not in unmeasured]
     if latent:
+        names = [n if n in labelled else "" for n in latent]
         fig.add_trace(go.Scatter(
             x=[pos[n][0] for n in latent], y=[pos[n][1] for n in latent],
-            mode="markers+text" if labels else "markers", text=latent if labels else None,
+            mode="markers+text" if any(names) else "markers", text=names if any(names) else None,
             textposition="top center", textfont=dict(size=10),
-            marker=dict(size=node_size * 1.2, symbol="diamond", color=UNMEASURED_COLOR, line=dict(color="white", width=1)),
+            marker=dict(size=node_size * 1.2, symbol="diamond", color=UNMEASURED_COLOR,
+                        line=dict(color="#222222", width=2)),
             hovertext=[f"<b>{n}</b><br>not measured (a perturbed target outside the genes)<br>targets: {outdeg.get(n, 0)}"
                        for n in latent],
             hoverinfo="text", name="not measured", legendgroup="node-not-measured"))
@@ -190,8 +217,14 @@ def _add_nodes(fig, g, shown, pos, *, truth, node_groups, focus, node_size, labe
         palette = NODE_STATUS_COLORS
     elif node_groups:
         groups_of = {n: str(node_groups.get(n, "none")) for n in shown}
-        cats = sorted(set(groups_of.values()), key=lambda c: (len(c), c))
-        palette = {c: MODULE_PALETTE[i % len(MODULE_PALETTE)] for i, c in enumerate(cats)}
+        sizes = pd.Series(groups_of).value_counts()
+        cats = sorted(sizes.index, key=lambda c: (-sizes[c], len(c), c))
+        big = cats[:MAX_GROUPS] if len(cats) > MAX_GROUPS else cats
+        if len(cats) > len(big):
+            groups_of = {n: (c if c in set(big) else "other modules") for n, c in groups_of.items()}
+        palette = {c: module_color(i) for i, c in enumerate(big)}
+        if len(cats) > len(big):
+            palette["other modules"] = OTHER_COLOR
     else:
         groups_of = {n: "gene" for n in shown}
         palette = {"gene": "#444444"}
@@ -199,9 +232,10 @@ def _add_nodes(fig, g, shown, pos, *, truth, node_groups, focus, node_size, labe
         nodes = [n for n in shown if groups_of[n] == cat]
         if not nodes:
             continue
+        names = [n if n in labelled else "" for n in nodes]
         fig.add_trace(go.Scatter(
             x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes],
-            mode="markers+text" if labels else "markers", text=nodes if labels else None,
+            mode="markers+text" if any(names) else "markers", text=names if any(names) else None,
             textposition="top center", textfont=dict(size=10),
             marker=dict(size=[node_size * (1.7 if n == focus else 1.0) for n in nodes], color=color,
                         line=dict(color=["black" if n == focus else "white" for n in nodes],
@@ -218,7 +252,8 @@ def truth_overlay_figure(edges, truth, **kwargs) -> go.Figure:
 
 
 def g_heatmap(G, gene_names, *, max_genes: int = 60, title: str | None = "Network matrix G") -> go.Figure:
-    """Heatmap of G (rows: targets, columns: regulators), symmetric diverging colour scale.
+    """Heatmap of G (rows: targets, columns: regulators), every gene named, in the sign colours
+    (activation blue, repression vermillion, :data:`~perturbode_core.plots.style.DIVERGING_SCALE`).
 
     With more than ``max_genes`` genes, shows the genes with the largest total ``|G|`` (in + out).
     """
@@ -230,10 +265,14 @@ def g_heatmap(G, gene_names, *, max_genes: int = 60, title: str | None = "Networ
         G, genes = G[np.ix_(keep, keep)], genes[keep]
     lim = float(np.abs(G).max()) or 1.0
     fig = go.Figure(go.Heatmap(
-        z=G, x=genes, y=genes, colorscale="RdBu_r", zmin=-lim, zmax=lim, zmid=0,
+        z=G, x=genes, y=genes, colorscale=DIVERGING_SCALE, zmin=-lim, zmax=lim, zmid=0,
         colorbar=dict(title="effect"),
         hovertemplate="regulator %{x} → target %{y}<br>G = %{z:+.3g}<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title="regulator (source)", yaxis_title="target",
-                      yaxis_autorange="reversed", height=max(400, 12 * len(genes) + 150),
-                      margin=dict(l=10, r=10, t=50, b=10))
+    side = max(400, 14 * len(genes) + 200)
+    readable_layout(fig, title=title)
+    fig.update_layout(xaxis_title="regulator (source)", yaxis_title="target", height=side)
+    # every gene gets its tick label (plotly skips categories when they look crowded)
+    fig.update_xaxes(tickmode="array", tickvals=list(genes), ticktext=list(genes), tickangle=-90, tickfont_size=10)
+    fig.update_yaxes(tickmode="array", tickvals=list(genes), ticktext=list(genes), tickfont_size=10,
+                     autorange="reversed")
     return fig

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from perturbode_core.plots.style import CONTROL_COLOR, palette_color, rgba, sign_color
+from perturbode_core.plots.style import CONTROL_COLOR, palette_color, readable_layout, rgba, sign_color
 from perturbode_core.tools.simulate import compare_effects
 
 
@@ -16,7 +16,8 @@ def trajectory_figure(times, mean, sd, gene_names, genes, *, labels=("control", 
                       title: str = "Trajectories") -> go.Figure:
     """Mean ± 1 sd over cells of selected genes against time, one panel per gene.
 
-    ``mean`` and ``sd`` are (T, C, p); ``labels`` names the C simulations.
+    ``mean`` and ``sd`` are (T, C, p); ``labels`` names the C simulations, the first being the
+    reference (the control, or the start condition's own perturbation), drawn in grey.
     """
     times = np.asarray(times)
     mean, sd = np.asarray(mean), np.asarray(sd)
@@ -29,7 +30,7 @@ def trajectory_figure(times, mean, sd, gene_names, genes, *, labels=("control", 
         r, c = gi // ncols + 1, gi % ncols + 1
         j = idx[gene]
         for ci, lab in enumerate(labels):
-            color = CONTROL_COLOR if lab == "control" else palette_color(ci)
+            color = CONTROL_COLOR if ci == 0 else palette_color(ci - 1)  # the first is the reference
             m, s = mean[:, ci, j], sd[:, ci, j]
             fig.add_trace(go.Scatter(x=np.concatenate([times, times[::-1]]), y=np.concatenate([m + s, (m - s)[::-1]]),
                                      fill="toself", fillcolor=rgba(color, 0.2), line=dict(width=0),
@@ -38,7 +39,8 @@ def trajectory_figure(times, mean, sd, gene_names, genes, *, labels=("control", 
                                      legendgroup=lab, showlegend=gi == 0,
                                      hovertemplate=f"{lab} {gene}: %{{y:.3f}} at t=%{{x:.2f}}<extra></extra>"),
                           row=r, col=c)
-    fig.update_layout(title=title, height=260 * nrows + 60, margin=dict(l=10, r=10, t=60, b=10))
+    readable_layout(fig, title=title)
+    fig.update_layout(height=260 * nrows + 60)
     fig.update_xaxes(title_text="time", row=nrows)
     return fig
 
@@ -92,9 +94,10 @@ def moving_cells_figure(background, background_labels, sim_coords, times, *, con
     allx = np.concatenate([bg[:, 0], sim[..., 0].ravel()])
     ally = np.concatenate([bg[:, 1], sim[..., 1].ravel()])
     pad = lambda v: [float(v.min() - 0.05 * np.ptp(v)), float(v.max() + 0.05 * np.ptp(v))]  # noqa: E731
+    readable_layout(fig, title=title)
     fig.update_layout(
-        title=title, height=520, xaxis=dict(title=axis_names[0], range=pad(allx)),
-        yaxis=dict(title=axis_names[1], range=pad(ally)), margin=dict(l=10, r=10, t=40, b=10),
+        height=520, xaxis=dict(title=axis_names[0], range=pad(allx)),
+        yaxis=dict(title=axis_names[1], range=pad(ally)),
         updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.08, xanchor="left", buttons=[
             dict(label="▶ play", method="animate",
                  args=[None, dict(frame=dict(duration=150, redraw=False), fromcurrent=False, transition=dict(duration=0))]),
@@ -109,8 +112,8 @@ def moving_cells_figure(background, background_labels, sim_coords, times, *, con
 def effect_figure(effects: pd.DataFrame, *, top: int = 20, value: str = "z_change",
                   title: str | None = "Largest effects") -> go.Figure:
     """Horizontal bars of the ``top`` genes with the largest ``|value|`` of an effect table
-    (:func:`~perturbode_core.tools.simulate.effect_table`); up in blue, down in vermillion, the
-    perturbation's own targets hatched."""
+    (:func:`~perturbode_core.tools.simulate.effect_table`); up in blue, down in vermillion (the
+    sign colours of every page), the perturbation's own targets hatched, full gene names."""
     df = pd.DataFrame(effects)
     df = df.reindex(df[value].abs().sort_values(ascending=False).index).head(top).iloc[::-1]
     targeted = df["targeted"] if "targeted" in df else [False] * len(df)
@@ -118,8 +121,9 @@ def effect_figure(effects: pd.DataFrame, *, top: int = 20, value: str = "z_chang
                            marker_color=[sign_color(v) for v in df[value]],
                            marker_pattern_shape=["/" if t else "" for t in targeted],
                            hovertemplate="%{y}: %{x:+.3g}<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title=value.replace("_", " "), height=max(260, 22 * len(df) + 80),
-                      margin=dict(l=10, r=10, t=50 if title else 20, b=10))
+    readable_layout(fig, title=title)
+    fig.update_layout(xaxis_title=value.replace("_", " "), height=max(260, 22 * len(df) + 80))
+    fig.update_yaxes(tickmode="array", tickvals=list(df["gene"].astype(str)), ticktext=list(df["gene"].astype(str)))
     return fig
 
 
@@ -139,10 +143,11 @@ def comparison_figure(tables: dict[str, pd.DataFrame], *, value: str = "z_change
                                  textposition="top center", marker=dict(size=7, color=palette_color(0)),
                                  customdata=wide["gene"], showlegend=False,
                                  hovertemplate="%{customdata}: %{x:.3f} vs %{y:.3f}<extra></extra>"))
-        fig.update_layout(title=title, xaxis_title=f"{a} ({value})", yaxis_title=f"{b} ({value})", height=520,
-                          margin=dict(l=10, r=10, t=40, b=10))
+        readable_layout(fig, title=title)
+        fig.update_layout(xaxis_title=f"{a} ({value})", yaxis_title=f"{b} ({value})", height=520)
         return fig
     df = wide.head(top)
     fig = go.Figure([go.Bar(name=n, x=df["gene"], y=df[n], marker_color=palette_color(i)) for i, n in enumerate(names)])
-    fig.update_layout(barmode="group", title=title, yaxis_title=value, height=420, margin=dict(l=10, r=10, t=40, b=10))
+    readable_layout(fig, title=title)
+    fig.update_layout(barmode="group", yaxis_title=value, height=420)
     return fig

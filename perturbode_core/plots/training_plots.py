@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from perturbode_core.plots.style import palette_color
+from perturbode_core.plots.style import palette_color, readable_layout
 
 
 def loss_figure(history, *, best_epoch: int | None = None, log_y: bool | None = None,
@@ -44,7 +44,7 @@ def loss_figure(history, *, best_epoch: int | None = None, log_y: bool | None = 
         values = pd.concat([h[c] for c in ("train_loss", "val_loss") if c in h], ignore_index=True).dropna()
     if log_y is None:
         log_y = bool(len(values)) and bool((values > 0).all())
-    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title="loss", height=380,
-                      yaxis_type="log" if log_y else "linear", margin=dict(l=10, r=10, t=50, b=10),
+    readable_layout(fig, title=title)
+    fig.update_layout(xaxis_title="epoch", yaxis_title="loss", height=380, yaxis_type="log" if log_y else "linear",
                       legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
     return fig

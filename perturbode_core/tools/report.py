@@ -107,16 +107,21 @@ def figure_bytes(fig, fmt: str = "png", *, width: int | None = None, height: int
 
 
 # ------------------------------------------------------------------------------------------- report
+# readable in a normal window: the page never grows wider than the window (wide tables scroll in
+# their own box, long cells such as gene lists wrap, figures take the column's width)
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;max-width:1150px;margin:24px auto;
-padding:0 16px;color:#222;line-height:1.45}
-h1{font-size:1.8em;margin-bottom:0}h2{border-bottom:2px solid #0072B2;padding-bottom:4px;margin-top:2em}
+padding:0 16px;color:#222;line-height:1.45;overflow-wrap:anywhere}
+h1{font-size:1.8em;margin-bottom:0}h2{border-bottom:2px solid #444;padding-bottom:4px;margin-top:2em}
 h3{margin-top:1.4em}.meta{color:#666;font-size:.9em}
-table.tbl{border-collapse:collapse;font-size:.85em;margin:8px 0 16px}
-table.tbl th,table.tbl td{border:1px solid #ddd;padding:3px 8px;text-align:right}
+table.tbl{border-collapse:collapse;font-size:.85em;margin:8px 0 16px;display:block;max-width:100%;overflow-x:auto}
+table.tbl th,table.tbl td{border:1px solid #ddd;padding:3px 8px;text-align:right;max-width:32em;
+overflow-wrap:anywhere;word-break:break-word}
 table.tbl th{background:#f3f6f9}table.tbl td:first-child,table.tbl th:first-child{text-align:left}
 .kv td:first-child{font-weight:600}.note{background:#f8f8f0;border-left:4px solid #E69F00;padding:6px 12px}
-nav a{margin-right:12px}.fig{margin:8px 0 20px}.cols{display:flex;gap:40px;flex-wrap:wrap}
+.caveat{background:#fdf3e7;border-left:4px solid #D55E00;padding:6px 12px}
+nav a{margin-right:12px}.fig{margin:8px 0 20px;max-width:100%;overflow-x:auto}.fig>div{max-width:100%}
+.cols{display:flex;gap:40px;flex-wrap:wrap}.cols>div{min-width:0;max-width:100%}
 """
 
 
@@ -201,6 +206,8 @@ class ReportInputs:
         Module summary table, enrichment table, and module / enrichment figures.
     simulations
         ``{label: effect table}`` from :func:`~perturbode_core.tools.simulate.effect_table`.
+    screens
+        ``{label: ScreenResult}`` from :func:`~perturbode_core.tools.insilico_screen.run_screen`.
     network_score, prediction_score, stability, literature_score
         Typed results of :mod:`~perturbode_core.tools.evaluate` (a
         :class:`~perturbode_core.tools.evaluate.NetworkScore`, a
@@ -231,6 +238,7 @@ class ReportInputs:
     enrichment: pd.DataFrame | None = None
     module_figures: list = field(default_factory=list)
     simulations: dict = field(default_factory=dict)
+    screens: dict = field(default_factory=dict)
     network_score: object | None = None
     prediction_score: object | None = None
     stability: dict | None = None
@@ -336,8 +344,13 @@ def _network_section(doc: _Doc, r: ReportInputs) -> None:
         shown = pd.DataFrame(edges).head(r.top_k)
         figure = plots.network_figure(shown, truth=r.truth, title=f"Top {len(shown)} edges"
                                       + (" vs. the known network" if r.truth is not None else ""))
-    doc.p("Edges point from regulator to target; blue activates, orange represses, wider is stronger. "
-          "Hover an arrow for the weight.", cls="meta")
+    from perturbode_core.plots.style import SIGN_COLOR_NAMES
+
+    key = ("edges by their status against the known network (a predicted edge with the opposite sign of the "
+           "known one counts as wrong sign, not as a true positive)" if r.truth is not None else
+           f"{SIGN_COLOR_NAMES[1]} activates, {SIGN_COLOR_NAMES[-1]} represses")
+    doc.p(f"Edges point from regulator to target; {key}; wider is stronger. Hover an arrow for the weight.",
+          cls="meta")
     doc.figure(figure, "network-figure")
     if edges is not None:
         doc.h3("Strongest edges")
@@ -374,6 +387,23 @@ def _simulations_section(doc: _Doc, r: ReportInputs) -> None:
         doc.table(t, max_rows=25)
 
 
+def _screens_section(doc: _Doc, r: ReportInputs) -> None:
+    from perturbode_core import plots
+
+    if not r.screens:
+        return
+    doc.section("screens", "In-silico screens")
+    for i, (label, res) in enumerate(r.screens.items()):
+        doc.h3(label)
+        doc.p(f"{res.title}. Start: {res.start or 'control cells'} ({res.n_cells} cells)"
+              + (f", with {res.base_perturbation} kept on" if res.base_perturbation else "")
+              + (f"; bars: mean over {res.n_models} models, error bars their spread" if res.n_models > 1 else "")
+              + ". Model predictions, not measurements.", cls="meta")
+        doc.figure(plots.screen_figure(res.table, top=20, title=f"Top perturbations by {res.readout.label}"),
+                   f"screen-{i}")
+        doc.table(res.table.drop(columns=[c for c in res.table.columns if c.startswith("effect_model")]), max_rows=25)
+
+
 def _metrics_section(doc: _Doc, r: ReportInputs) -> None:
     from perturbode_core import plots
 
@@ -384,6 +414,11 @@ def _metrics_section(doc: _Doc, r: ReportInputs) -> None:
     for i, (name, table) in enumerate(tables.items()):
         t = pd.DataFrame(table)
         doc.h3(name)
+        ps = r.prediction_score
+        if ps is not None and name == ps.title and ps.in_sample:
+            doc.p(f"In-sample: the model was fitted on {', '.join(ps.fitted)}. These numbers say how well it fits "
+                  "what it saw, not how well it predicts; only never-shown conditions test prediction.",
+                  cls="caveat")
         if notes.get(name):
             doc.p(notes[name], cls="meta")
         numeric = [c for c in t.columns if c != "method" and pd.api.types.is_numeric_dtype(t[c])
@@ -416,7 +451,7 @@ def _reproducibility_section(doc: _Doc, r: ReportInputs) -> None:
 
 #: The report's sections, in order: one writer each.
 SECTIONS = (_dataset_section, _training_section, _network_section, _modules_section, _simulations_section,
-            _metrics_section, _figures_section, _reproducibility_section)
+            _screens_section, _metrics_section, _figures_section, _reproducibility_section)
 
 
 def build_report(inputs: ReportInputs, path=None) -> str:

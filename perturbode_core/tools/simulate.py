@@ -1,6 +1,9 @@
 """Simulation with a trained model: trajectories and per-gene perturbation effects.
 
 Everything is in data units (what the training data held, typically log-normalised expression).
+Expression cannot be negative, but a linear extrapolation of the field can reach below zero (a
+knockout's targets overshoot): effect tables clip predictions at :data:`FLOOR` and say for each
+gene which share of cells was clipped, so a clipped number is never shown as if it were predicted.
 """
 
 from __future__ import annotations
@@ -12,12 +15,33 @@ from perturbode_core.errors import PerturbODEError
 from perturbode_core.data.interventions import Intervention, check_genes, parse_spec
 
 
-def _as_interventions(perturbation, gene_names, *, default_kind: str = "knockout") -> list[Intervention]:
+#: The lowest expression a prediction may show (data units): log-normalised data and counts are >= 0.
+FLOOR = 0.0
+#: Values (conditions x cells x genes) solved per batch by :func:`end_states`: about 80 MB of
+#: float32 state, a few copies of which the solver keeps.
+BATCH_VALUES = 20_000_000
+
+
+def as_interventions(perturbation, gene_names, *, default_kind: str = "knockout") -> list[Intervention]:
+    """A perturbation (spec string, list of :class:`Intervention`, ``None`` or ``"control"``) as a
+    checked list of interventions (empty for the control)."""
     if perturbation is None or (isinstance(perturbation, str) and perturbation.strip().lower() in ("", "control")):
         return []
     ivs = parse_spec(perturbation, default_kind=default_kind) if isinstance(perturbation, str) else list(perturbation)
     check_genes(ivs, gene_names)
     return ivs
+
+
+
+def combine_interventions(base, extra) -> list[Intervention]:
+    """``base`` with ``extra`` on top: a gene in both takes ``extra``'s intervention.
+
+    Used to keep a start condition's own perturbation on (e.g. simulate a second knockout in the
+    cells of a first one as a double knockout).
+    """
+    extra = list(extra or [])
+    genes = {iv.gene for iv in extra}
+    return [iv for iv in (base or []) if iv.gene not in genes] + extra
 
 
 def _start_cells(model, cells) -> np.ndarray:
@@ -54,7 +78,7 @@ def trajectories(model, cells, perturbations, *, horizon: float | None = None, n
     dict with ``times`` (T,), ``states`` (T, C, n, p) in data units, ``labels`` (C,).
     """
     x0 = _start_cells(model, cells)
-    ivs = [_as_interventions(p, model.gene_names) for p in perturbations]
+    ivs = [as_interventions(p, model.gene_names) for p in perturbations]
     T = float(horizon if horizon is not None else model.config.horizon)
     if not T > 0:
         raise PerturbODEError(f"Horizon must be positive, got {horizon}", where="horizon", fix="Give e.g. 10")
@@ -65,6 +89,19 @@ def trajectories(model, cells, perturbations, *, horizon: float | None = None, n
 
 
 _solve = trajectories  # effect_table's parameter of the same name shadows the function
+
+
+def end_states(model, cells, perturbations, *, horizon: float | None = None,
+               batch_values: int = BATCH_VALUES) -> np.ndarray:
+    """End states (C, n, p), data units, of many perturbations from the same cells: the conditions
+    are one batch dimension of the solve, split into batches of about ``batch_values`` values so
+    that a genome-wide screen fits in memory."""
+    x0 = _start_cells(model, cells)
+    T = float(horizon if horizon is not None else model.config.horizon)
+    per = max(1, int(batch_values // max(1, x0.shape[0] * x0.shape[1])))
+    perturbations = list(perturbations)
+    out = [model.simulate(x0, perturbations[i:i + per], [0.0, T])[-1] for i in range(0, len(perturbations), per)]
+    return np.concatenate(out, axis=0)
 
 
 def trajectories_anndata(model, cells, perturbation, *, horizon: float | None = None, n_times: int = 21):
@@ -103,31 +140,39 @@ def predict_anndata(model, cells, perturbations, *, horizon: float | None = None
 
 
 def effect_table(model, cells, perturbation, *, horizon: float | None = None,
-                 trajectories: dict | None = None) -> pd.DataFrame:
+                 trajectories: dict | None = None, baseline=None, floor: float | None = FLOOR) -> pd.DataFrame:
     """Per-gene effect of a perturbation versus the control simulation of the same cells.
 
-    ``trajectories`` may pass the output of :func:`trajectories` for ``["control", perturbation]``
-    on the same cells, so a caller that already solved them does not solve twice.
+    ``trajectories`` may pass the output of :func:`trajectories` for ``[baseline, perturbation]``
+    on the same cells, so a caller that already solved them does not solve twice. ``baseline``
+    (default: no intervention) is what the perturbation is compared with, e.g. the start
+    condition's own perturbation kept on. Predictions below ``floor`` are clipped to it (None: no
+    clipping).
 
-    Columns: gene, control (mean simulated level without intervention), perturbed (mean under
-    the perturbation), mean_change, log2_fold_change (difference of log-scale means / ln 2, the
-    log2 fold change when the data are log1p-normalised), z_change (change in units of the
-    gene's scale), targeted (whether the gene is a target). Sorted by |z_change|.
+    Columns: gene, control (mean simulated level of the baseline), perturbed (mean under the
+    perturbation), mean_change, log2_fold_change (difference of log-scale means / ln 2, the log2
+    fold change when the data are log1p-normalised), z_change (change in units of the gene's
+    scale), targeted (whether the gene is a target), clipped (share of perturbed cells whose
+    prediction fell below ``floor`` and was clipped; flag these). Sorted by |z_change|.
     """
     out = trajectories if trajectories is not None else \
-        _solve(model, cells, ["control", perturbation], horizon=horizon, n_times=2)
+        _solve(model, cells, [baseline or "control", perturbation], horizon=horizon, n_times=2)
     if out["states"].shape[1] != 2:
         raise PerturbODEError("The given trajectories must hold exactly the control and the perturbation",
                               where="effect_table", fix="Pass trajectories(model, cells, ['control', perturbation])")
     ctrl, pert = out["states"][-1, 0], out["states"][-1, 1]
+    clipped = np.zeros(pert.shape[1])
+    if floor is not None:
+        clipped = (pert < floor - 1e-6).mean(0)
+        ctrl, pert = np.maximum(ctrl, floor), np.maximum(pert, floor)
     c_mean, p_mean = ctrl.mean(0), pert.mean(0)
     change = p_mean - c_mean
-    targets = {iv.gene for iv in _as_interventions(perturbation, model.gene_names)}
+    targets = {iv.gene for iv in as_interventions(perturbation, model.gene_names)}
     scale = model.scale.numpy()
     table = pd.DataFrame({
         "gene": list(model.gene_names), "control": c_mean, "perturbed": p_mean, "mean_change": change,
         "log2_fold_change": change / np.log(2.0), "z_change": change / scale,
-        "targeted": [g in targets for g in model.gene_names],
+        "targeted": [g in targets for g in model.gene_names], "clipped": clipped,
     })
     table = table.reindex(table["z_change"].abs().sort_values(ascending=False).index).reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
