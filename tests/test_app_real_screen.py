@@ -45,9 +45,12 @@ def test_the_data_page_shows_knockout_efficiency_and_what_was_set_aside(app):
 def test_the_network_page_marks_unmeasured_regulators(app):
     app.switch_page("pages/network_page.py").run()
     assert not app.exception and not app.error
+    assert any("and the unmeasured regulators" in c.value for c in app.caption)  # 299 genes: modules first
+    app.radio(key="net_view_True").set_value("genes").run()
+    assert not app.exception and not app.error
     fig = next(c for c in app.get("plotly_chart"))
     assert '"not measured"' in fig.proto.spec  # the diamonds' legend entry
-    assert any("Not measured (diamonds)" in c.value for c in app.caption)
+    assert any("Not measured (open diamonds)" in c.value for c in app.caption)
     table = app.dataframe[0].value
     latent = table[~table["measured"]]
     assert len(latent) and set(latent["source"]) <= set(app.session_state[STATE_KEY].model.latent_names)
@@ -59,7 +62,8 @@ def test_the_evaluate_page_scores_literature_support(app):
     assert "Literature support" in [h.value for h in app.header]
     lit = next(df.value for df in app.dataframe if "random_precision" in df.value.columns)
     assert set(lit["reference"]) == {"collectri", "trrust"}
-    assert (lit["precision"] >= lit["random_precision"]).all()
+    assert lit["random_precision"].between(0, 1).all() and lit["p_value"].between(0, 1).all()
+    assert any("degree" in c.value for c in app.caption)  # the null is said in words
 
 
 def test_an_uploaded_screen_gets_guides_escapees_and_gene_selection_from_the_data_page(start_app, tmp_path):

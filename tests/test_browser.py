@@ -277,11 +277,13 @@ def test_real_screen_in_the_browser(server, browser):
         page.get_by_text(re.compile(r"unmeasured regulators: ATF2")).first.wait_for()
         _shot(page, "real_screen_data")
         shots.open_page(page, "Network")
+        page.get_by_text("genes", exact=True).first.click()  # 299 genes open on the module view
+        shots.wait_idle(page)
         page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.wait_for()
         legend = page.locator('[data-testid="stPlotlyChart"] .legendtext').evaluate_all(
             "els => els.map(e => e.textContent)")  # SVG text: no innerText
         assert "not measured" in legend, legend
-        page.get_by_text(re.compile(r"Not measured \(diamonds\): ATF2")).first.wait_for()
+        page.get_by_text(re.compile(r"Not measured \(open diamonds\): ATF2")).first.wait_for()
         _shot(page, "real_screen_network")
         shots.open_page(page, "Evaluate")
         page.get_by_role("heading", name="Literature support").wait_for()
