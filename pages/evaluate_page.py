@@ -48,8 +48,8 @@ if state.truth is None or len(state.truth) == 0:
 else:
     truth = state.truth
     c1, c2, c3 = st.columns([1.3, 1, 1])
-    base_opts = ["correlation", "knockout_zscore", "genie3"]
-    chosen = c1.multiselect("Baselines", base_opts, default=base_opts if data.n_genes <= 300 else base_opts[:2],
+    base_opts = list(evaluate.NETWORK_BASELINE_NAMES)
+    chosen = c1.multiselect("Baselines", base_opts, default=base_opts if data.n_genes <= 300 else [b for b in base_opts if b != "genie3"],
                             key="ev_net_baselines", help="GENIE3 grows with genes × cells; it is slow on large data.")
     perturbed_only = c2.toggle("Only edges out of perturbed genes", key="ev_perturbed_only",
                                help="Score only regulators that were perturbed: the edges the data can speak to.")

@@ -79,7 +79,7 @@ def test_genie3_ranks_true_edges_first(sem_data):
 
 
 def test_network_registry(sem_data):
-    assert set(NETWORK_BASELINES) == {"correlation", "knockout_zscore", "genie3"}
+    assert set(NETWORK_BASELINES) == {"correlation", "knockout_zscore", "knockout_zscore_control", "genie3"}
     data, _ = sem_data(n=20)
     for name, f in NETWORK_BASELINES.items():
         G = f(data, seed=0) if name != "genie3" else f(data, seed=0, n_estimators=5, max_cells=100)

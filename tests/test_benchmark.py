@@ -21,7 +21,7 @@ def test_cli_benchmark_writes_one_row_per_method(teacher, teacher_h5ad, tmp_path
                           str(tmp_path / "bench")], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     table = pd.read_csv(tmp_path / "bench" / "table.csv")
-    assert table.method.tolist() == ["PerturbODE", "correlation", "knockout_zscore", "genie3", "no_change",
+    assert table.method.tolist() == ["PerturbODE", "correlation", "knockout_zscore", "knockout_zscore_control", "genie3", "no_change",
                                      "mean_shift", "linear", "additive"]
     assert {"aupr", "auroc", "early_precision", "heldout_w2", "heldout_pearson_delta"} <= set(table.columns)
     model = table.set_index("method")

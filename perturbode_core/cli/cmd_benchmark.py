@@ -48,7 +48,9 @@ def run(args) -> int:
     train_cfg = TrainConfig.from_dict(cfg.get("train", {}))
     if args.epochs is not None:
         train_cfg = TrainConfig.from_dict({**train_cfg.to_dict(), "epochs": args.epochs})
-    nets = ("correlation", "knockout_zscore") if args.no_genie3 else ("correlation", "knockout_zscore", "genie3")
+    from perturbode_core.tools.evaluate import NETWORK_BASELINE_NAMES
+
+    nets = tuple(n for n in NETWORK_BASELINE_NAMES if not (args.no_genie3 and n == "genie3"))
     result = run_benchmark(data, truth=truth, holdout=parse_holdout(args.holdout), seed=args.seed,
                            model_config=ModelConfig.from_dict(cfg.get("model", {})), train_config=train_cfg,
                            network_baselines=nets)

@@ -260,9 +260,15 @@ def genie3_network(data, *, conditions=None, regulators=None, method: str = "ext
 
 
 #: Network baselines by name: ``f(data, *, conditions, regulators, seed, ...) -> G``.
+def knockout_zscore_control_network(data, **kwargs) -> np.ndarray:
+    """:func:`knockout_zscore_network` against the control mean (``reference="control"``)."""
+    return knockout_zscore_network(data, reference="control", **kwargs)
+
+
 NETWORK_BASELINES = {
     "correlation": correlation_network,
     "knockout_zscore": knockout_zscore_network,
+    "knockout_zscore_control": knockout_zscore_control_network,
     "genie3": genie3_network,
 }
 

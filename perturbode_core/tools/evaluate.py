@@ -30,7 +30,7 @@ NETWORK_METRICS = ["aupr", "auroc", "early_precision", "precision", "recall", "f
 #: Held-out prediction metrics shown by default (w2, energy, mse: lower is better; pearson: higher).
 PREDICTION_METRICS = ["w2", "energy", "mmd", "pearson_delta", "pearson_delta_top", "top_overlap", "mse_mean"]
 #: Default network and prediction baselines.
-NETWORK_BASELINE_NAMES = ("correlation", "knockout_zscore", "genie3")
+NETWORK_BASELINE_NAMES = ("correlation", "knockout_zscore", "knockout_zscore_control", "genie3")
 PREDICTION_BASELINE_NAMES = ("no_change", "mean_shift", "linear", "additive")
 #: Columns of the benchmark table.
 NETWORK_COLUMNS = ["aupr", "auroc", "aupr_ratio", "early_precision", "sign_accuracy"]

@@ -50,7 +50,7 @@ class ConditionGroups:
     def to(self, device):
         self.batch = self.batch.to(device)
         if self.means is not None:
-            self.means = self.means.to(device)
+            self.means, self.control_mean = self.means.to(device), self.control_mean.to(device)
         return self
 
     means = None  # (G, p) standardised mean of every group's cells minus the control mean (set_means)
@@ -68,6 +68,7 @@ class ConditionGroups:
             return total / max(len(idx), 1)
 
         ctrl = mean_of(control_idx)
+        self.control_mean = ctrl
         self.means = torch.stack([mean_of(m) - ctrl for m in self.members])
         return self
 

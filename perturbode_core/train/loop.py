@@ -38,6 +38,7 @@ from perturbode_core.train.allocator import tune_allocator
 from perturbode_core.train.batches import ConditionGroups, group_loss, row_reader
 from perturbode_core.train.resume import resume_settings
 from perturbode_core.train.train_config import TrainConfig
+from perturbode_core.train.warmup import fit_means
 
 
 @dataclass
@@ -54,10 +55,14 @@ class Progress:
     elapsed: float
     eta: float | None
     message: str = ""
+    phase: str = "cells"
 
     @property
     def fraction(self) -> float:
-        """Share of all steps of the run done so far (0-1)."""
+        """Share of the current phase done so far (0-1): the steps of the means phase
+        (``phase == "means"``, epoch 0) or of all epochs of the cell phase."""
+        if self.phase == "means":
+            return min(1.0, self.step / max(self.steps_per_epoch, 1))
         total = self.epochs * self.steps_per_epoch
         return min(1.0, ((self.epoch - 1) * self.steps_per_epoch + self.step) / max(total, 1))
 
@@ -142,7 +147,9 @@ def fit(
     if resumed is not None:
         run.restore(resumed)
     try:
-        stopped = run.train(callback, stop)
+        stopped = run.warm_up(callback, stop) if resumed is None else False
+        if not stopped:
+            stopped = run.train(callback, stop)
     finally:
         torch.set_num_threads(torch_threads)
     return run.result(stopped)
@@ -210,7 +217,7 @@ class _Run:
             ctrl_t = data.times[data.cells_of(data.control)]
             control_all = control_all[torch.as_tensor(ctrl_t == ctrl_t.min())]
         self.control_all = control_all
-        if cfg.mean_weight > 0:
+        if cfg.mean_weight > 0 or cfg.warmup_steps > 0:
             for groups in (self.train_groups, self.val_groups):
                 if groups is not None:
                     groups.set_means(self.rows, control_all.numpy())
@@ -225,6 +232,33 @@ class _Run:
         self.saves = checkpoint_path is not None and dist_.is_main()
         self.consecutive_bad = 0
         self.lr_scale = 1.0  # halved by every skipped (non-finite) step, on top of the schedule
+
+    # ------------------------------------------------------------------ phase one: the means
+    def warm_up(self, callback, stop) -> bool:
+        """Fit the condition means first (:mod:`~perturbode_core.train.warmup`); True when stopped.
+        Its result is the best model so far (epoch 0) until an epoch of the cell phase beats it."""
+        if self.cfg.warmup_steps <= 0:
+            return False
+        t0 = time.perf_counter()
+
+        def on_step(step, steps, loss):
+            if callback is not None:
+                elapsed = time.perf_counter() - t0
+                callback(Progress(0, self.cfg.epochs, step, steps, loss, None, None, elapsed,
+                                  elapsed / step * (steps - step), "fitting the condition means", phase="means"))
+
+        summary = fit_means(self.model, self.train_groups, self.cfg, val_groups=self.val_groups, callback=on_step,
+                            stop=stop)
+        self.events.append(f"means phase: {summary['steps']} steps, mean-shift error {summary['loss']:.4g}"
+                           + ("" if summary["val_loss"] is None else f" (validation {summary['val_loss']:.4g})"))
+        self.best_state = copy.deepcopy(self.model.state_dict())
+        vloss = self.val_loss()
+        if vloss is not None:
+            self.best_metric, self.best_epoch = vloss, 0
+        stopped = stop is not None and stop.is_set()
+        if stopped:
+            self.write_checkpoint(self.snapshot(0))
+        return stopped
 
     # ------------------------------------------------------------------ resume and checkpoints
     def restore(self, ckpt: Checkpoint) -> None:

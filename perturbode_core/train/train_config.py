@@ -44,6 +44,15 @@ class TrainConfig(OptionsMixin):
         0.05-0.1 gave the best held-out predictions (0.003 overfits; 0.3 starts to cost network
         accuracy, and a few-fold more drives A and B to zero); 0.1 with learning rate 0.02 and
         200 epochs recovered the built-in networks best.
+    warmup_steps
+        Steps of the means phase before the cell phase (0: none): the model first fits every
+        condition's mean shift, over all of its cells, from the control mean (deterministic and
+        cheap, so it runs to convergence); see :mod:`~perturbode_core.train.warmup`.
+    warmup_l1
+        L1 weight of the means phase (its loss is a mean squared error per gene, not an OT
+        distance, so its scale differs from ``l1``'s).
+    warmup_batch
+        Conditions per step of the means phase (all of them up to this many).
     mean_weight
         Weight of the mean-matching term: the squared error of each condition's simulated mean
         shift against its observed mean shift over all of its cells (per gene, like the OT
@@ -86,6 +95,9 @@ class TrainConfig(OptionsMixin):
     sinkhorn_iter: int = 50
     l1: float = 0.1
     mean_weight: float = 0.0
+    warmup_steps: int = 0
+    warmup_l1: float = 0.03
+    warmup_batch: int = 256
     noise: float = 0.0
     grad_clip: float = 1.0
     val_fraction: float = 0.0
@@ -101,7 +113,10 @@ class TrainConfig(OptionsMixin):
         :class:`PerturbODEError` naming the bad one."""
         check_choice("loss", self.loss, LOSSES)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        for name in ("epochs", "batch_conditions", "cells_per_condition", "checkpoint_every"):
+        if not isinstance(self.warmup_steps, (int, np.integer)) or self.warmup_steps < 0:
+            raise PerturbODEError(f"Option warmup_steps must be a whole number >= 0, got {self.warmup_steps!r}",
+                                  where="option 'warmup_steps'", fix="Give e.g. 1000, or 0 for none")
+        for name in ("epochs", "batch_conditions", "cells_per_condition", "checkpoint_every", "warmup_batch"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise PerturbODEError(f"Option {name} must be a positive integer, got {v!r}",
@@ -111,7 +126,7 @@ class TrainConfig(OptionsMixin):
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise PerturbODEError(f"Option {name} must be a positive number, got {v!r}",
                                       where=f"option '{name}'", fix="Give a positive number")
-        for name in ("l1", "noise", "mean_weight"):
+        for name in ("l1", "noise", "mean_weight", "warmup_l1"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise PerturbODEError(f"Option {name} must be >= 0, got {v!r}", where=f"option '{name}'",
