@@ -27,7 +27,6 @@ Definitions
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess
@@ -111,14 +110,15 @@ def efficiency_table(adata) -> str:
 
 
 def training_row() -> str:
-    from perturbode_core.cli.common import data_flags
-    from perturbode_core.datasets.registry import DEMO_TRAIN_CONFIG, load_options, shipped_path
+    import importlib.util
 
+    from perturbode_core.datasets.registry import DEMO_TRAIN_CONFIG, shipped_path
+
+    spec = importlib.util.spec_from_file_location("build_datasets", ROOT / "scripts" / "build_datasets.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "config.json"
-        cfg.write_text(json.dumps(DEMO_TRAIN_CONFIG[NAME]))
-        cmd = [sys.executable, "-m", "perturbode_core", "train", "--data", str(shipped_path(NAME)),
-               *data_flags(load_options(NAME)), "--out", str(Path(tmp) / "run"), "--config", str(cfg), "--quiet"]
+        cmd = build.demo_train_command(NAME, shipped_path(NAME), Path(tmp))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)

@@ -84,6 +84,24 @@ def build_datasets(out_dir: Path) -> list[Path]:
     return written
 
 
+def demo_train_command(name: str, data: Path, tmp: Path) -> list[str]:
+    """The command that trains the demo checkpoint of ``name`` into ``tmp/run`` (writing its config
+    file into ``tmp``): the dataset's data flags, its held-out conditions and its model and train
+    options from ``DEMO_TRAIN_CONFIG`` (``benchmarks/real_screen.py`` times this same command)."""
+    import json
+
+    from perturbode_core.datasets.registry import DEMO_TRAIN_CONFIG
+
+    config = DEMO_TRAIN_CONFIG[name]
+    cfg = Path(tmp) / "config.json"
+    cfg.write_text(json.dumps({k: v for k, v in config.items() if k in ("model", "train")}))
+    cmd = [sys.executable, "-m", "perturbode_core", "train", "--data", str(data), *data_flags(load_options(name)),
+           "--out", str(Path(tmp) / "run"), "--config", str(cfg), "--quiet"]
+    if config.get("holdout"):
+        cmd += ["--holdout", ",".join(config["holdout"])]
+    return cmd
+
+
 def build_demo_checkpoints(out_dir: Path, names=None) -> list[Path]:
     """Train the demo checkpoints with the project's own CLI on the shipped datasets.
 
@@ -94,24 +112,17 @@ def build_demo_checkpoints(out_dir: Path, names=None) -> list[Path]:
     identical on every rebuild on the same machine and library versions; the file's bytes are not
     (it records training times and package versions).
     """
-    import json
     import shutil
     import subprocess
 
     from perturbode_core.datasets.registry import DEMO_TRAIN_CONFIG
 
     written = []
-    for name, config in DEMO_TRAIN_CONFIG.items():
+    for name in DEMO_TRAIN_CONFIG:
         if names is not None and name not in names:
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = Path(tmp) / "config.json"
-            cfg.write_text(json.dumps({k: v for k, v in config.items() if k in ("model", "train")}))
-            cmd = [sys.executable, "-m", "perturbode_core", "train", "--data", str(out_dir / f"{name}.h5ad"),
-                   *data_flags(load_options(name)), "--out", str(Path(tmp) / "run"), "--config", str(cfg), "--quiet"]
-            if config.get("holdout"):
-                cmd += ["--holdout", ",".join(config["holdout"])]
-            subprocess.run(cmd, check=True, cwd=ROOT)
+            subprocess.run(demo_train_command(name, out_dir / f"{name}.h5ad", Path(tmp)), check=True, cwd=ROOT)
             target = out_dir / f"{name}_model.pt"
             shutil.copyfile(Path(tmp) / "run" / "model.pt", target)
             written.append(target)

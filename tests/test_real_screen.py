@@ -139,7 +139,23 @@ def test_demo_checkpoint_was_trained_by_the_cli_with_the_datasets_load_options(d
     held = demo_holdout(NAME)
     assert held and set(held) <= set(data.gene_names)  # knockouts of measured genes, never shown
     assert demo.settings.train_conditions == [c for c in data.conditions if c not in held]
-    assert data_flags(load_options(NAME))[:2] == ["--control", "non-targeting"]
+
+
+
+def test_the_build_script_trains_the_demo_with_the_datasets_flags_and_holdouts(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "build_datasets.py"
+    spec = importlib.util.spec_from_file_location("build_datasets", script)
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    cmd = build.demo_train_command(NAME, shipped_path(NAME), tmp_path)
+    assert cmd[cmd.index("--control") + 1] == "non-targeting" and cmd[cmd.index("--guides") + 1] == "guide_counts"
+    assert "--normalize" in cmd and cmd[cmd.index("--escapees") + 1] == "drop"
+    assert cmd[cmd.index("--holdout") + 1].split(",") == demo_holdout(NAME)
+    assert set(json.loads((tmp_path / "config.json").read_text())) == {"model", "train"}
 
 
 def test_demo_model_knockouts_lower_the_ifn_gamma_response(demo, data):
