@@ -225,7 +225,7 @@ def _settings(bundle: dict) -> TrainedSettings:
     ts = bundle.get("train_state") or {}
     cfg = ts.get("train_config")
     return TrainedSettings(
-        model_config=ModelConfig.from_dict(bundle["model_config"]),
+        model_config=_model_config(bundle["model_config"]),
         train_config=TrainConfig.from_dict(cfg) if cfg else None,
         best_epoch=ts.get("best_epoch"),
         train_conditions=[str(c) for c in ts["train_conditions"]] if ts.get("train_conditions") else None,
@@ -238,8 +238,15 @@ def _settings(bundle: dict) -> TrainedSettings:
 _LATER_PARAMETERS = ("W_latent", "type_offset", "log_delta_shared")
 
 
+def _model_config(saved: dict) -> ModelConfig:
+    """The saved options; options added later take the value that keeps an older model's meaning."""
+    saved = dict(saved)
+    saved.setdefault("shift_units", "standardised")  # overexpression strengths were per gene sd
+    return ModelConfig.from_dict(saved)
+
+
 def _build_model(bundle: dict, state: dict) -> PerturbODE:
-    model = PerturbODE(bundle["gene_names"], ModelConfig.from_dict(bundle["model_config"]),
+    model = PerturbODE(bundle["gene_names"], _model_config(bundle["model_config"]),
                        latent_regulators=bundle.get("latent_regulators") or [])
     state = dict(state)
     for name in _LATER_PARAMETERS:

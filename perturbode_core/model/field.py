@@ -166,7 +166,7 @@ class PerturbODE(nn.Module):
                                       requires_grad=config.alpha_mode == "learned")
         self.log_gamma = nn.Parameter(torch.zeros(p), requires_grad=config.learn_decay)
         self.c = nn.Parameter(torch.zeros(p), requires_grad=config.anchor == "free")
-        self.log_delta = nn.Parameter(torch.zeros(p), requires_grad=config.learn_shift)
+        self.log_delta = nn.Parameter(torch.zeros(p), requires_grad=config.learn_shift_per_target)
         # the strength every overexpressed target shares (learned with learn_shift): what a target
         # never overexpressed in training gets, so it is learned from the screen, not assumed
         self.log_delta_shared = nn.Parameter(torch.zeros(()), requires_grad=config.learn_shift)
@@ -229,9 +229,13 @@ class PerturbODE(nn.Module):
 
     @property
     def delta(self) -> torch.Tensor:
-        """Overexpression strength per gene: ``shift_delta * exp(shared + own)``; genes never
-        overexpressed in training keep ``own = 0``, i.e. the strength the screen's targets share."""
-        return self.config.shift_delta * torch.exp(self.log_delta_shared + self.log_delta)
+        """Overexpression strength per gene in standardised units per unit time:
+        ``shift_delta * exp(shared + own)``, divided by the gene's scale when ``shift_units`` is
+        ``data`` (the strength is then the same rise of expression in data units for every gene,
+        whatever its spread in the screen). Genes never overexpressed in training keep
+        ``own = 0``: the strength the screen's targets share."""
+        delta = self.config.shift_delta * torch.exp(self.log_delta_shared + self.log_delta)
+        return delta / self.scale if self.config.shift_units == "data" else delta
 
     def _anchored_c(self) -> torch.Tensor:
         z = self.anchor

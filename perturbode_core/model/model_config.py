@@ -14,6 +14,7 @@ from perturbode_core.model.solvers import get_solver
 ALPHA_MODES = ("learned", "fixed")
 ANCHORS = ("control_mean", "control_median", "free")
 PERTURBATION_OFFSETS = ("none", "shared", "per_type")
+SHIFT_UNITS = ("data", "standardised")
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,17 @@ class ModelConfig(OptionsMixin):
         Default strength delta of an overexpression, in standardised units per unit time (the
         paper's 1).
     learn_shift
-        Learn the overexpression strength: one shared by all targets, times a factor per
-        overexpressed target (targets never overexpressed in training get the shared one).
+        Learn the overexpression strength that all targets share (targets never overexpressed
+        in training get it), instead of assuming ``shift_delta``: how strongly a screen
+        overexpresses is a property of the screen.
+    shift_units
+        Units of ``shift_delta`` (and of the learned strength): ``data`` (default; expression
+        units per unit time, the same for every gene) or ``standardised`` (per gene sd; a
+        gene's sd depends on whether it was itself perturbed in the screen, so a strength shared
+        in these units is not the same rise for every gene).
+    learn_shift_per_target
+        Also learn a factor per overexpressed target on top of the shared strength (with
+        ``shift_shrinkage``).
     shift_shrinkage
         L2 penalty pulling each target's log-factor towards the shared strength.
     init_scale
@@ -86,6 +96,8 @@ class ModelConfig(OptionsMixin):
     adjoint: bool = False
     shift_delta: float = 1.0
     learn_shift: bool = False
+    learn_shift_per_target: bool = False
+    shift_units: str = "data"
     shift_shrinkage: float = 1e-2
     init_scale: float = 0.5
     learn_decay: bool = True
@@ -100,6 +112,7 @@ class ModelConfig(OptionsMixin):
         check_choice("alpha_mode", self.alpha_mode, ALPHA_MODES)
         check_choice("anchor", self.anchor, ANCHORS)
         check_choice("perturbation_offset", self.perturbation_offset, PERTURBATION_OFFSETS)
+        check_choice("shift_units", self.shift_units, SHIFT_UNITS)
         get_solver(self.solver)
         for name in ("horizon", "step_size", "rtol", "atol", "init_scale"):
             value = getattr(self, name)

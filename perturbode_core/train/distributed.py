@@ -97,13 +97,21 @@ def wrap(model: nn.Module):
     import warnings
 
     dev = next(model.parameters()).device
-    # find_unused_parameters only with learned deltas: a rank whose block has no overexpression
-    # leaves them out of its graph (every other parameter is in every step's graph). Buffers
+    # find_unused_parameters only where a parameter can be idle on a rank (see _may_leave_parameters_unused);
+    # every other parameter is in every step's graph. Buffers
     # (standardisation) are identical on every rank: no broadcast per step.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # broadcast_buffers' rename in torch 2.13
         return DDP(_LossModule(model), device_ids=[dev.index] if dev.type == "cuda" else None,
-                   broadcast_buffers=False, find_unused_parameters=bool(model.config.learn_shift))
+                   broadcast_buffers=False, find_unused_parameters=_may_leave_parameters_unused(model))
+
+
+def _may_leave_parameters_unused(model) -> bool:
+    """Whether a rank's block of conditions can leave a parameter out of its graph: learned
+    overexpression strengths (a block without overexpression) and latent regulators' inputs (a
+    block without their perturbations)."""
+    cfg = model.config
+    return bool(cfg.learn_shift or cfg.learn_shift_per_target or model.n_latent > 0)
 
 
 def sharded_loss(step_module, closure, n_groups: int, world: int):

@@ -316,7 +316,7 @@ class _Run:
                                                      cfg, self.gen, cfg.noise, self.shard),
                 len(group_ids), self.shard[1])
         penalty = cfg.l1 * model.l1_penalty()
-        if model.config.learn_shift:
+        if model.config.learn_shift_per_target:
             penalty = penalty + model.config.shift_shrinkage * (model.log_delta ** 2).mean()
         loss = ot_value + penalty
         self.opt.zero_grad(set_to_none=True)

@@ -48,6 +48,8 @@ class TrainConfig(OptionsMixin):
         Steps of the means phase before the cell phase (0: none): the model first fits every
         condition's mean shift, over all of its cells, from the control mean (deterministic and
         cheap, so it runs to convergence); see :mod:`~perturbode_core.train.warmup`.
+    warmup_learning_rate
+        Adam learning rate of the means phase (decaying by a cosine to 5 % of it).
     warmup_l1
         L1 weight of the means phase (its loss is a mean squared error per gene, not an OT
         distance, so its scale differs from ``l1``'s).
@@ -96,6 +98,7 @@ class TrainConfig(OptionsMixin):
     l1: float = 0.1
     mean_weight: float = 0.0
     warmup_steps: int = 0
+    warmup_learning_rate: float = 0.02
     warmup_l1: float = 0.03
     warmup_batch: int = 256
     noise: float = 0.0
@@ -121,7 +124,7 @@ class TrainConfig(OptionsMixin):
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise PerturbODEError(f"Option {name} must be a positive integer, got {v!r}",
                                       where=f"option '{name}'", fix="Give a whole number >= 1")
-        for name in ("learning_rate", "sinkhorn_eps", "grad_clip"):
+        for name in ("learning_rate", "warmup_learning_rate", "sinkhorn_eps", "grad_clip"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise PerturbODEError(f"Option {name} must be a positive number, got {v!r}",

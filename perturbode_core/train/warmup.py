@@ -37,7 +37,7 @@ def fit_means(model, groups: ConditionGroups, cfg, *, val_groups: ConditionGroup
     """Fit ``model`` to the mean shifts of ``groups`` (set by :meth:`ConditionGroups.set_means`).
 
     ``cfg.warmup_steps`` Adam steps over all perturbed groups (in blocks of at most
-    ``cfg.warmup_batch`` groups), learning rate ``cfg.learning_rate`` decaying by a cosine to 5 %,
+    ``cfg.warmup_batch`` groups), learning rate ``cfg.warmup_learning_rate`` decaying by a cosine to 5 %,
     L1 weight ``cfg.warmup_l1``. With ``val_groups``, the weights with the lowest validation error
     (checked every ``cfg.warmup_steps // 20`` steps) are kept. ``callback(step, steps, loss)`` is
     called after every step; ``stop.is_set()`` ends the phase early.
@@ -50,7 +50,7 @@ def fit_means(model, groups: ConditionGroups, cfg, *, val_groups: ConditionGroup
         return {"steps": 0, "loss": None, "val_loss": None, "seconds": 0.0}
     z_ref = groups.control_mean.view(1, -1)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.learning_rate)
+    opt = torch.optim.Adam(params, lr=cfg.warmup_learning_rate)
     block = max(1, int(cfg.warmup_batch))
     blocks = [perturbed[i:i + block] for i in range(0, len(perturbed), block)]
     val_ids = None if val_groups is None else \
@@ -63,7 +63,7 @@ def fit_means(model, groups: ConditionGroups, cfg, *, val_groups: ConditionGroup
     for step in range(steps):
         progress = step / max(steps - 1, 1)
         for group in opt.param_groups:
-            group["lr"] = cfg.learning_rate * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+            group["lr"] = cfg.warmup_learning_rate * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
         ids = blocks[step % len(blocks)]
         fit_loss = means_loss(model, groups, ids, z_ref)
         loss = fit_loss + cfg.warmup_l1 * model.l1_penalty()
