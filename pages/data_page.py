@@ -20,12 +20,14 @@ builtin, upload, server = st.tabs(["Built-in datasets", "Upload .h5ad", "Server-
 with builtin:
     names = loaders.builtin_datasets()
     current = names.index(state.dataset_name) if state.dataset_name in names else 0
-    name = st.selectbox("Dataset", names, index=current, key="data_builtin_name")
-    st.caption(loaders.dataset_description(name))
+    # the simulated demo (known network) and the real screen come first, each with its trained model
+    name = st.selectbox("Dataset", names, index=current, key="data_builtin_name",
+                        help="First: the simulated demo with a known network, then the real CRISPR screen")
+    st.caption(f"**{loaders.dataset_label(name)}** · {loaders.dataset_description(name)}")
     if st.button("Load dataset", key="data_builtin_load", type="primary"):
         with user_errors("loading " + name), st.spinner(f"Loading {name}…"):
-            if name == loaders.demo_dataset():
-                load_demo(state)  # the demo comes with its trained model
+            if loaders.has_demo_model(name):
+                load_demo(state, name)  # a demo comes with its trained model
             else:
                 data, truth, messages = loaders.load_builtin(name)
                 state.set_data(data, name=name, source="builtin", truth=truth, messages=messages)
@@ -71,11 +73,37 @@ if state.pending is not None:
         values = [v for v in [guess] if v] + sorted(set(map(str, pd.unique(adata.obs[key].astype(str)))) - {guess})[:999]
         control = c2.selectbox("Control label", values, index=values.index(guess) if guess in values else 0,
                                help="The label of unperturbed cells")
-        normalize = c3.checkbox("Normalise raw counts", help="normalize_total + log1p (only for raw counts)")
+        normalize = c3.checkbox("Normalise raw counts", help="normalize_total + log1p (only for raw counts); the "
+                                "counts are kept as a layer")
+        with st.expander("Real-screen options: genes, guides, escaping cells"):
+            r1, r2, r3 = st.columns(3)
+            none = "(none)"
+            layer = r1.selectbox("Expression from", ["X"] + [str(k) for k in adata.layers.keys()], key="data_layer",
+                                 help="X, or a layer (e.g. raw counts, with normalisation)")
+            hvg = r1.number_input("Highly variable genes (0: all)", 0, max(adata.n_vars, 1), 0, key="data_hvg",
+                                  help="scanpy highly variable genes; perturbed genes are always kept")
+            condition_key = r1.selectbox("Conditions keyed by", [none] + columns, key="data_condition_key",
+                                         help="A column naming each cell's condition (a guide, a drug and dose); "
+                                              "none: the perturbation labels")
+            guides = r2.selectbox("Guides", [none] + data_io.guide_sources(adata), key="data_guides",
+                                  help="Guide UMI counts (obsm) or guide calls (obs): each cell gets its top guide "
+                                       "when it has ≥ 5 UMIs and ≥ half the cell's guide UMIs, untied; others are set aside")
+            apart = r2.checkbox("Keep guides of one gene apart", key="data_guides_apart")
+            escapees = r3.radio("Escaping knockout cells", ["keep", "flag", "drop"], horizontal=True,
+                                key="data_escapees", help="flag: classify (Mixscape-style) and report the knockout "
+                                "efficiency; drop: also train on the perturbed cells only")
+            split = r3.selectbox("Control neighbours within", [none] + columns, key="data_escape_split",
+                                 help="e.g. the replicate column")
+        options = {"hvg": int(hvg) or None, "escapees": escapees, "layer": None if layer == "X" else layer,
+                   "condition_key": None if condition_key == none else condition_key,
+                   "escape_split_key": None if split == none else split}
+        if guides != none:
+            options.update(guides=guides, pool_guides=not apart)
         if st.button("Use these data", type="primary", key="data_use"):
             with user_errors("loading the data"):
                 data, truth, messages = data_io.build_data(adata, perturbation_key=key, control=control,
-                                                           source=state.pending["name"], normalize=normalize)
+                                                           source=state.pending["name"], normalize=normalize,
+                                                           **options)
                 state.set_data(data, name=state.pending["name"], source=state.pending["source"],
                                truth=truth, messages=messages)
                 st.rerun()
@@ -111,3 +139,21 @@ with left:
 with right:
     st.plotly_chart(plots.cells_per_condition_figure(summary["per_condition"], control=data.control))
     st.dataframe(summary["per_condition"], hide_index=True, height=260)
+
+if data.unmeasured_targets:
+    st.caption(f"{len(data.unmeasured_targets)} target(s) are not among the measured genes and enter the model as "
+               f"unmeasured regulators: {', '.join(data.unmeasured_targets)}.")
+if data.escape is not None:
+    st.subheader("Knockout efficiency")
+    st.caption("Each knockout's cells classified as perturbed or escaping (Mixscape-style: signature against the "
+               "nearest control cells, two-component mixture). " + ("Escaping cells are set aside for training."
+                                                                     if data.preprocessing.get("escapees") == "drop"
+                                                                     else "All cells are kept."))
+    e1, e2 = st.columns([3, 2])
+    e1.plotly_chart(plots.knockout_efficiency_figure(data.escape), key="data_efficiency_fig")
+    e2.dataframe(data.escape, hide_index=True, height=320,
+                 column_config={"efficiency": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
+                                                                              format="%.2f")})
+if len(data.set_aside):
+    with st.expander(f"Set aside on load ({int(data.set_aside['cells'].sum()):,} cells)"):
+        st.dataframe(data.set_aside, hide_index=True)

@@ -77,6 +77,24 @@ else:
                                "network_metrics.csv", "text/csv", key="ev_net_dl", on_click="ignore",
                                icon=":material/download:")
 
+# ---------------------------------------------------------------------------------- literature
+st.header("Literature support")
+st.caption("Where no network is known (real screens): the strongest edges out of TFs that CollecTRI and TRRUST "
+           "(human, matched case-insensitively) know, checked against them, beside the same check when each "
+           "TF's targets are shuffled keeping every gene's number of edges.")
+with user_errors("literature support"):
+    if ev.literature_key != state.model_key:
+        ev.literature, ev.literature_key = evaluate.literature_check(model), state.model_key
+    lit = ev.literature.table
+    if lit.empty:
+        st.info("Neither reference network has an edge between two of this model's genes (or its unmeasured "
+                "regulators): there is nothing to check against.")
+    else:
+        st.caption(ev.literature.note)
+        st.dataframe(lit, hide_index=True, column_config={
+            c: st.column_config.NumberColumn(format="%.3f") for c in ("precision", "random_precision", "random_sd",
+                                                                      "fold", "p_value", "sign_agreement")})
+
 # ---------------------------------------------------------------------------------- prediction
 st.header("Held-out prediction")
 settings = state.model_settings

@@ -91,11 +91,14 @@ with user_errors("modules"):
 st.divider()
 st.subheader("Enrichment")
 libs = enrichment.available_libraries()
+auto_name, auto_reason = enrichment.default_library(genes)
 with st.form("enrich_form"):
     c1, c2, c3 = st.columns([1.4, 1, 1])
-    choice = c1.selectbox("Gene-set library", libs["name"].tolist() + ["upload a GMT file"], key="enr_lib",
+    names = [auto_name] + [n for n in libs["name"] if n != auto_name]  # the data's species first
+    choice = c1.selectbox("Gene-set library", names + ["upload a GMT file"], key="enr_lib",
                           format_func=lambda n: n if n not in set(libs["name"]) else
-                          f"{n} ({libs.set_index('name').loc[n, 'species']})")
+                          f"{n} ({libs.set_index('name').loc[n, 'species']})",
+                          help=f"Default: {auto_reason}.")
     gmt = c1.file_uploader("GMT file (used when 'upload a GMT file' is chosen)", type=["gmt", "gz", "txt"],
                            key="enr_gmt")
     role = c2.radio("Module genes", ["target", "regulator", "both"], key="enr_role",
@@ -136,9 +139,9 @@ else:
         shown.attrs = {}  # the match report in attrs is not JSON: keep it out of the Arrow table
         st.caption(f"Library **{state.modules.library}** · {result.attrs.get('n_sets_tested', '?')} sets tested · "
                    f"{len(shown)} module–set pairs with q ≤ {max_q:g}. {state.modules.match}")
-        if len(result) == 0:
-            st.info("No gene set passed the size filters: few of the model's genes are in this library "
-                    "(check the species and identifiers) or lower the minimum set size.")
+        empty = enrichment.empty_result_message(result, max_q)
+        if empty:
+            st.info(empty)  # in words, not an empty plot
         else:
             fig_dot = plots.enrichment_dotplot(result, n_terms=3, max_q=max_q)
             st.plotly_chart(fig_dot, key="enr_dot")

@@ -16,7 +16,7 @@ from perturbode_core.io import edges as edge_io
 from perturbode_core.plots.style import sign_legend
 from perturbode_core.tools import grn, modules as module_tools
 from perturbode_core.tools.modules import dominant_module
-from perturbode_core.tools.network_view import classify_edges, find_gene, focus_edges
+from perturbode_core.tools.network_view import classify_edges, find_gene, focus_edges, with_unmeasured
 from perturbode_ui.state import get_state
 from perturbode_ui.widgets import require_model, user_errors
 
@@ -49,6 +49,11 @@ with st.sidebar:
                           help="plain: G = A·diag(α)·B. jacobian: α scaled by each module's mean slope on the "
                                "control cells (discounts saturated modules).")
     layout = st.selectbox("Layout", ["spring", "kamada_kawai", "circular"], key="net_layout")
+    latent_names = list(getattr(model, "latent_names", []))
+    per_latent = st.slider("Edges per unmeasured regulator", 0, 20, 5, key="net_latent_k",
+                           help="Perturbed targets that are not among the measured genes enter the model as "
+                                "regulators with learned inputs into the modules; drawn as open diamonds.") \
+        if latent_names else 0
 
 with user_errors("network"):
     G = network_matrix(alpha_mode)
@@ -76,7 +81,8 @@ with user_errors("network"):
         graph = module_tools.module_network(w.A, w.B, w.alpha, genes, members=members, top_edges=n_mod)
         st.plotly_chart(plots.module_network_figure(graph), key="net_module_fig")
         st.caption(f"Module k → module l when k's targets are l's regulators ({sign_legend('activating', 'repressing')}). "
-                   "Search a gene or switch to genes for gene-level edges.")
+                   "Search a gene or switch to genes for gene-level edges"
+                   + (" (and the unmeasured regulators)." if model.n_latent else "."))
         st.stop()
 
     c1, c2, c3 = st.columns([1.2, 1, 1])
@@ -113,6 +119,10 @@ with user_errors("network"):
         if not has_truth:
             st.caption("No known network for these data (upload one on the Evaluate page for the overlay).")
 
+    if per_latent and not focus:  # unmeasured regulators and their strongest learned edges, "not measured"
+        cells = data.control_cells() if alpha_mode == "jacobian" else None
+        edges = with_unmeasured(edges, grn.latent_edges(model, alpha_mode=alpha_mode, cells=cells),
+                                per_regulator=per_latent)
     shown = focus_edges(G, genes, focus, hops=hops, direction=direction, per_gene=per_gene) if focus else edges
     w = model.module_weights()
     modules = dominant_module(w["A"], w["alpha"], genes)
@@ -120,8 +130,12 @@ with user_errors("network"):
         shown, genes=[focus] if focus else None,
         node_groups=modules if colour == "module" else None,
         truth=state.truth if colour == "ground truth" else None,
-        focus=focus, layout=layout, title=None, labels=int(n_labels))
+        focus=focus, layout=layout, title=None, labels=int(n_labels), unmeasured=latent_names)
 
+    if latent_names and per_latent and not focus:
+        st.caption(f"Not measured (open diamonds): {', '.join(latent_names)}: perturbed in the screen but not among "
+                   "the genes; their edges are their learned inputs into the modules read through the modules' "
+                   "targets.")
     m1, m2, m3 = st.columns(3)
     m1.metric("Edges shown", len(shown))
     m2.metric("Genes shown", fig.layout.meta["n_genes"] if fig.layout.meta else 0)

@@ -101,7 +101,8 @@ if build:
             screens={n: screens[n] for n in chosen_screens if n in screens},
             network_score=ev.network if with_metrics else None,
             prediction_score=ev.prediction if with_metrics else None,
-            stability=ev.stability if with_metrics else None)
+            stability=ev.stability if with_metrics else None,
+            literature_score=ev.literature if with_metrics else None)
         text = report.build_report(inputs)
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M")
         state.report = {"html": text.encode("utf-8"), "file": f"perturbode_report_{stamp}.html"}

@@ -46,6 +46,14 @@ class PerturbODEWarning(UserWarning):
     """Something the user should know that does not stop the work (e.g. a one-cell condition)."""
 
 
+class PerturbODEInfo(PerturbODEWarning):
+    """A note on what was done, not a problem (e.g. which targets are unmeasured regulators).
+
+    A warning subclass so that the same channels (``warnings.catch_warnings`` in the dashboard,
+    the command line's printer) carry it; shown as a note rather than a warning.
+    """
+
+
 def check_choice(name: str, value, choices) -> None:
     """Raise a PerturbODEError listing the valid options when ``value`` is not one of ``choices``."""
     if value not in choices:

@@ -86,15 +86,28 @@ def guess_columns(adata) -> tuple[str | None, str | None]:
     return key, control
 
 
+def guide_sources(adata) -> list[str]:
+    """Where an AnnData may hold guides: its ``obsm`` matrices and ``obs`` columns named like guides."""
+    obsm = [str(k) for k in (getattr(adata, "obsm", {}) or {}).keys() if "guide" in str(k).lower()
+            or "sgrna" in str(k).lower()]
+    import pandas as pd
+
+    obs = [str(c) for c in adata.obs.columns if ("guide" in str(c).lower() or "sgrna" in str(c).lower())
+           and not pd.api.types.is_numeric_dtype(adata.obs[c])]  # guide calls, not UMI totals
+    return obsm + [c for c in obs if c not in obsm]
+
+
 def build_data(adata, *, perturbation_key: str, control: str, source: str, normalize: bool = False,
-               default_intervention: str = "knockout"):
-    """Validate an AnnData as a dataset; returns ``(PerturbationData, truth or None, warnings)``."""
+               default_intervention: str = "knockout", **options):
+    """Validate an AnnData as a dataset (``options``: more
+    :func:`~perturbode_core.data.dataset.from_anndata` keywords: guides, escapees, hvg...); returns
+    ``(PerturbationData, truth or None, warnings)``."""
     from perturbode_core.io.edges import truth_from_uns
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         data = pdata.from_anndata(adata, perturbation_key=perturbation_key, control=control, source=source,
-                                  normalize=normalize, default_intervention=default_intervention)
+                                  normalize=normalize, default_intervention=default_intervention, **options)
     messages = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
     return data, truth_from_uns(adata), messages
 

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: The dataset loaded on first start.
 DEMO_DATASET = "myeloid"
+#: The real screen offered beside it (a choice on the Data page).
+REAL_DEMO_DATASET = "papalexi2021"
 #: A 12-gene teacher network with known edges, simulated in a second (no file behind it).
 SYNTHETIC_DATASET = "synthetic-12"
 #: Seconds the fallback demo model may train when no demo checkpoint is shipped.
@@ -36,9 +38,25 @@ FALLBACK_TRAIN_SECONDS = 5.0
 
 
 def builtin_datasets() -> list[str]:
-    """Names of the built-in datasets (the demo first), then the synthetic one."""
-    names = sorted(datasets.dataset_names(), key=lambda n: (n != DEMO_DATASET, n))
+    """Names of the built-in datasets (the simulated demo and the real screen first), then the
+    synthetic one."""
+    names = sorted(datasets.dataset_names(), key=lambda n: (n != DEMO_DATASET, n != REAL_DEMO_DATASET, n))
     return names + [SYNTHETIC_DATASET]
+
+
+def dataset_label(name: str) -> str:
+    """How the Data page names a built-in dataset: with what kind of data it is."""
+    if name == SYNTHETIC_DATASET:
+        return f"{name} (simulated, known network)"
+    kind = datasets.list_datasets().set_index("name").loc[name, "kind"]
+    demo = ", demo model" if has_demo_model(name) else ""
+    return f"{name} ({'simulated, known network' if kind == 'simulated' else 'real screen, no known network'}{demo})"
+
+
+def has_demo_model(name: str) -> bool:
+    """Whether loading built-in dataset ``name`` also loads its trained demo model: the two demos (the
+    simulated one and the real screen), when their checkpoint ships."""
+    return name in (DEMO_DATASET, REAL_DEMO_DATASET) and datasets.demo_checkpoint_path(name) is not None
 
 
 def demo_dataset() -> str:
@@ -69,11 +87,13 @@ def load_builtin_anndata(name: str):
 def load_builtin(name: str):
     """A built-in dataset as ``(PerturbationData, truth edges or None, warnings)``; shared, read only."""
     adata = load_builtin_anndata(name)
-    key = pdata.guess_perturbation_key(adata.obs) or "perturbation"
-    control = pdata.guess_control_label(adata.obs[key]) if key in adata.obs.columns else None
+    options = {} if name == SYNTHETIC_DATASET else datasets.load_options(name)  # e.g. the real screen's
+    key = options.pop("perturbation_key", None) or pdata.guess_perturbation_key(adata.obs) or "perturbation"
+    control = options.pop("control", None) or (pdata.guess_control_label(adata.obs[key])
+                                                 if key in adata.obs.columns else None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        data = pdata.from_anndata(adata, perturbation_key=key, control=control, source=name)
+        data = pdata.from_anndata(adata, perturbation_key=key, control=control, source=name, **options)
     truth = datasets.truth_edges(name) if name != SYNTHETIC_DATASET else truth_from_uns(adata)
     return data, truth, [str(w.message) for w in caught]
 

@@ -127,6 +127,8 @@ class EvaluationResults:
     prediction_key: tuple | None = None
     seed_runs: SeedRuns | None = None
     stability: dict | None = None        # tools.evaluate.stability_summary (+ "failed")
+    literature: object | None = None     # tools.evaluate.LiteratureScore
+    literature_key: str | None = None
     truth_upload: tuple | None = None    # (file name, size) of the uploaded known network
 
 
@@ -616,15 +618,16 @@ def _last_loss(history) -> str:
 DEMO_MODEL = "demo"
 
 
-def load_demo(state: AppState) -> None:
-    """Load the demo dataset and its trained checkpoint into ``state`` (first start).
+def load_demo(state: AppState, name: str | None = None) -> None:
+    """Load a built-in dataset and its trained demo checkpoint into ``state`` (default: the demo
+    shown on first start; the real screen's demo is the other).
 
     The checkpoint is read when a page first needs the model (a lazy :class:`ModelEntry`), so the
     first page shows the data without waiting for torch.
     """
     from perturbode_ui import loaders
 
-    name = loaders.demo_dataset()
+    name = name or loaders.demo_dataset()
     data, truth, messages = loaders.load_builtin(name)
     state.set_data(data, name=name, source="builtin", truth=truth, messages=messages)
     path = state.workdir / f"demo_model_{name}.pt"

@@ -157,7 +157,7 @@ def build(out: Path) -> list[dict]:
     item("no_perturbation_column", "no_perturbation_column.h5ad", "h5ad", "error",
          r"No perturbation column 'perturbation'",
          # the page lists obs columns; using 'batch' as the perturbation column names targets that are no genes
-         dashboard={"expect": "error", "message": r"Target gene\(s\) not in .*genes: b2"})
+         dashboard={"expect": "warning", "message": r"none of the 1 target\(s\) \(b2\) is among the measured genes"})
 
     _write(_adata(labels=[lab.replace("control", "NTC-guide") for lab in labels]), out / "control_absent.h5ad")
     item("control_absent", "control_absent.h5ad", "h5ad", "error",
@@ -171,11 +171,41 @@ def build(out: Path) -> list[dict]:
     item("one_cell_condition", "one_cell_condition.h5ad", "h5ad", "warning", r"single cell/profile.*CEBPA\+SPI1")
 
     _write(_adata(labels=[lab.replace("CEBPA", "NOTAGENE") for lab in labels]), out / "targets_not_genes.h5ad")
-    item("targets_not_genes", "targets_not_genes.h5ad", "h5ad", "error", r"NOTAGENE")
+    # targets outside the genes are unmeasured regulators (a note), refused only when asked
+    item("targets_not_genes", "targets_not_genes.h5ad", "h5ad", "warning", r"unmeasured regulators: NOTAGENE")
+    item("targets_not_genes_strict", "targets_not_genes.h5ad", "h5ad", "error", r"not in the model's genes: NOTAGENE",
+         options={"strict_targets": True},
+         dashboard={"expect": "warning", "message": r"unmeasured regulators: NOTAGENE"})  # no strict switch there
+
+    guides = np.zeros((n, 3), np.float32)
+    guides[np.arange(n), [{"control": 0, "GATA1": 1}.get(lab, 2) for lab in labels]] = 20
+    a = _adata(obs_extra={})
+    a.obsm["guide_counts"] = guides
+    a.uns["guide_names"] = np.array(["NT_1", "GATA1_1"])  # three guide columns, two names
+    _write(a, out / "guide_matrix_mismatch.h5ad")
+    item("guide_matrix_mismatch", "guide_matrix_mismatch.h5ad", "h5ad", "error",
+         r"2 guide names for 3 guide columns.*obsm\['guide_counts'\]", options={"guides": "guide_counts"},
+         dashboard={"expect": "ok", "message": ""})  # the page reads guides only when chosen
+
+    names = ["NT_1", "GATA1_1", "SPI1_1", "CEBPA_1"]
+    guides = np.zeros((n, 4), np.float32)
+    for i, lab in enumerate(labels):
+        first = lab.split("+")[0]
+        guides[i, {"control": 0, "GATA1": 1, "SPI1": 2, "CEBPA": 3}[first]] = 20
+        if lab == "CEBPA":  # every CEBPA cell also carries an SPI1 guide: no clear guide
+            guides[i, 2] = 20
+    a = _adata()
+    a.obsm["guide_counts"] = guides
+    a.uns["guide_names"], a.uns["guide_targets"] = np.array(names), np.array(["control", "GATA1", "SPI1", "CEBPA"])
+    _write(a, out / "guide_condition_empty.h5ad")
+    item("guide_condition_empty", "guide_condition_empty.h5ad", "h5ad", "warning",
+         r"8 several guides; conditions: CEBPA \(no cell with a clear guide\)", options={"guides": "guide_counts"},
+         dashboard={"expect": "ok", "message": ""})
 
     _write(_adata(labels=[lab.replace("GATA1+SPI1", "GATA1+FOXP3") for lab in labels]),
            out / "combination_unknown_gene.h5ad")
-    item("combination_unknown_gene", "combination_unknown_gene.h5ad", "h5ad", "error", r"FOXP3")
+    item("combination_unknown_gene", "combination_unknown_gene.h5ad", "h5ad", "warning",
+         r"unmeasured regulators: FOXP3")
 
     lab_nan = pd.Series(labels, dtype=object)
     lab_nan[9] = None

@@ -132,10 +132,10 @@ def test_library(item, marker):
 def _cli_args(item, out: Path) -> list[str]:
     path = str(CORPUS / item["file"])
     if item["kind"] == "h5ad":
-        args = ["train", "--data", path, "--out", str(out / "run"), "--epochs", "1", "--quiet"]
-        if item["options"].get("normalize"):
-            args.append("--normalize")
-        return args
+        from perturbode_core.cli.common import data_flags
+
+        return ["train", "--data", path, "--out", str(out / "run"), "--epochs", "1", "--quiet",
+                *data_flags(item["options"])]
     if item["kind"] == "gmt":
         return ["enrich", "--checkpoint", str(BASE_MODEL), "--library", path, "--out", str(out / "enrich.csv")]
     if item["kind"] == "edges":

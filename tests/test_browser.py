@@ -264,3 +264,30 @@ def test_two_sessions_do_not_share_state(server, browser):
     finally:
         ctx_a.close()
         ctx_b.close()
+
+
+def test_real_screen_in_the_browser(server, browser):
+    """The built-in real screen: loaded with its demo model, the knockout efficiency shown on the
+    Data page, unmeasured regulators drawn on the Network page, literature support on Evaluate."""
+    ctx, page = _new_page(browser, server)
+    try:
+        _load_dataset(page, "papalexi2021")
+        assert "demo checkpoint" in _sidebar(page)
+        page.get_by_role("heading", name="Knockout efficiency").wait_for(timeout=30_000)
+        page.get_by_text(re.compile(r"unmeasured regulators: ATF2")).first.wait_for()
+        _shot(page, "real_screen_data")
+        shots.open_page(page, "Network")
+        page.get_by_text("genes", exact=True).first.click()  # 299 genes open on the module view
+        shots.wait_idle(page)
+        page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.wait_for()
+        legend = page.locator('[data-testid="stPlotlyChart"] .legendtext').evaluate_all(
+            "els => els.map(e => e.textContent)")  # SVG text: no innerText
+        assert "not measured" in legend, legend
+        page.get_by_text(re.compile(r"Not measured \(open diamonds\): ATF2")).first.wait_for()
+        _shot(page, "real_screen_network")
+        shots.open_page(page, "Evaluate")
+        page.get_by_role("heading", name="Literature support").wait_for()
+        page.get_by_text(re.compile(r"degree")).first.wait_for()
+        _shot(page, "real_screen_evaluate")
+    finally:
+        ctx.close()

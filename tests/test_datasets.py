@@ -19,9 +19,12 @@ def condition_means(adata):
 
 def test_registry_lists_the_datasets():
     table = list_datasets()
-    assert table["name"].tolist() == ["myeloid", "human-tf-atlas", "sergio-ds1", "sergio-ds2"]
+    assert table["name"].tolist() == ["myeloid", "human-tf-atlas", "papalexi2021", "sergio-ds1", "sergio-ds2"]
     assert table.set_index("name")["shipped"].to_dict() == {"myeloid": True, "human-tf-atlas": True,
-                                                             "sergio-ds1": False, "sergio-ds2": False}
+                                                             "papalexi2021": True, "sergio-ds1": False,
+                                                             "sergio-ds2": False}
+    real = table.set_index("name").loc["papalexi2021"]
+    assert (real["kind"], real["genes"], real["cells"], real["conditions"], real["edges"]) == ("real", 299, 20729, 26, 0)
     assert table.set_index("name").loc["myeloid", ["genes", "edges", "conditions"]].tolist() == [11, 30, 23]
     assert (table["description"].str.len() > 20).all()
     with pytest.raises(PerturbODEError, match="Unknown dataset"):

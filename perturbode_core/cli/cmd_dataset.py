@@ -7,10 +7,10 @@ from perturbode_core.errors import PerturbODEError
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "dataset", help="write a built-in dataset with a known network (or --list them)",
+        "dataset", help="write a built-in dataset (or --list them)",
         description="Write a built-in dataset as .h5ad, with its ground-truth network beside it as "
-                    "<stem>_edges.csv (source,target,sign). Shipped datasets are copied; the others are "
-                    "simulated, deterministically.")
+                    "<stem>_edges.csv (source,target,sign) when it has one (real screens have none). Shipped "
+                    "datasets are copied; the others are simulated, deterministically.")
     p.add_argument("name", nargs="?", help="dataset name (see --list)")
     p.add_argument("--out", help="output FILE.h5ad (default: NAME.h5ad in the current folder)")
     p.add_argument("--list", action="store_true", help="list the built-in datasets and exit")
@@ -27,7 +27,8 @@ def run(args) -> int:
         table = list_datasets()
         for row in table.itertuples():
             where = "shipped" if row.shipped else "simulated on demand"
-            print(f"{row.name:16s} {row.genes:4d} genes {row.edges:5d} edges {row.conditions:3d} conditions "
+            network = f"{row.edges:5d} edges" if row.kind == "simulated" else "real screen"
+            print(f"{row.name:16s} {row.genes:4d} genes {network:11s} {row.conditions:3d} conditions "
                   f"{row.cells:6d} cells  ({where})\n{'':16s} {row.description}")
         return 0
     if not args.name:
@@ -38,5 +39,5 @@ def run(args) -> int:
         raise PerturbODEError("--cells-per-condition must be at least 1", where="--cells-per-condition",
                               fix="Give e.g. 100")
     h5ad, edges = write_dataset(args.name, out, cells_per_condition=args.cells_per_condition, seed=args.seed)
-    print(f"wrote {h5ad} and {edges}")
+    print(f"wrote {h5ad} and {edges}" if edges else f"wrote {h5ad} (a real screen: no known network)")
     return 0

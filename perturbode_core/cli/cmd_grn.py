@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from perturbode_core.cli.common import add_data_options, load_data
+
 
 def register(sub) -> None:
     p = sub.add_parser("grn", help="export the inferred network of a checkpoint",
@@ -16,9 +18,7 @@ def register(sub) -> None:
     sel.add_argument("--threshold", type=float, default=None, help="keep edges with |weight| >= threshold")
     p.add_argument("--alpha", choices=("plain", "jacobian"), default="plain",
                    help="alpha_eff: plain alpha, or average Jacobian over the control cells of --data")
-    p.add_argument("--data", default=None, metavar="FILE.h5ad", help="cells for --alpha jacobian")
-    p.add_argument("--perturbation-key", default="perturbation", help="obs column of perturbations (with --data)")
-    p.add_argument("--control", default="control", help="control label (with --data)")
+    add_data_options(p, required=False)  # --data: the control cells of --alpha jacobian
     p.set_defaults(func=run)
 
 
@@ -26,7 +26,6 @@ def run(args) -> int:
     from perturbode_core.io import edges as edge_io
     from perturbode_core.tools import grn
     from perturbode_core.io.checkpoint import check_genes, load_model
-    from perturbode_core.data.dataset import load
     from perturbode_core.errors import PerturbODEError
 
     model = load_model(args.checkpoint)
@@ -35,7 +34,7 @@ def run(args) -> int:
         if not args.data:
             raise PerturbODEError("--alpha jacobian needs --data (its control cells)", where="grn",
                                   fix="Add --data FILE.h5ad, or use --alpha plain")
-        data = load(args.data, perturbation_key=args.perturbation_key, control=args.control)
+        data = load_data(args)
         check_genes(model, data.gene_names, where=args.data)
         cells = data.control_cells()
     edges = grn.model_edges(model, alpha_mode=args.alpha, cells=cells, top_k=args.top_k, sparsity=args.sparsity,

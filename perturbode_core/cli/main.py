@@ -12,7 +12,7 @@ import importlib
 import sys
 import warnings
 
-from perturbode_core.errors import PerturbODEError
+from perturbode_core.errors import PerturbODEError, PerturbODEInfo, PerturbODEWarning
 
 # Sub-command modules, in the order `--help` lists them.
 COMMAND_MODULES = [
@@ -40,6 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    """Our warnings as one line each (``note:`` for information, ``warning:`` otherwise); others
+    as Python shows them."""
+    if issubclass(category, PerturbODEWarning):
+        prefix = "note" if issubclass(category, PerturbODEInfo) else "warning"
+        print(f"{prefix}: {message}", file=sys.stderr if file is None else file)
+        return
+    _default(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line.
 
@@ -58,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
+            warnings.showwarning = _show_warning  # restored when the block ends
             return int(args.func(args) or 0)
     except PerturbODEError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ how to fix it.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +20,19 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from perturbode_core.errors import PerturbODEError, PerturbODEWarning
+from perturbode_core.errors import PerturbODEError, PerturbODEInfo, PerturbODEWarning, check_choice
 from perturbode_core.io.h5ad import all_finite, read_h5ad
-from perturbode_core.data.interventions import Intervention, check_genes, normalise_type, parse_spec
+from perturbode_core.data.conditions import read_conditions
+from perturbode_core.data.escapees import classify_escapees
+from perturbode_core.data.guides import assign_guides
+from perturbode_core.data.interventions import Intervention, check_genes
+from perturbode_core.data.preprocess import normalize_log1p, select_genes
+
+#: Columns of :attr:`PerturbationData.set_aside`.
+SET_ASIDE_COLUMNS = ["what", "name", "cells", "reason"]
+#: What ``escapees`` may be: ``keep`` (no classification), ``flag`` (classify, keep every cell,
+#: report the efficiency) or ``drop`` (classify and train on the perturbed cells only).
+ESCAPE_MODES = ("keep", "flag", "drop")
 
 DEFAULT_CONTROL_LABELS = ("control", "ctrl", "non-targeting", "NT", "non_targeting", "unperturbed")
 
@@ -98,6 +109,22 @@ class PerturbationData:
         The AnnData's ``obs`` (for colouring and subsets).
     source
         Where the data came from (file name or dataset name).
+    perturbation_key
+        The ``obs`` column the targets were read from.
+    uns
+        The AnnData's ``uns``.
+    layers
+        Other matrices of the kept cells and genes, e.g. ``counts`` (the raw counts, kept when
+        the data were normalised on load).
+    set_aside
+        What loading left out and why: one row per group (``what``: ``cells`` or ``condition``;
+        ``name``; ``cells``; ``reason``), empty when nothing was.
+    escape
+        The knockout efficiency of each condition (see
+        :class:`~perturbode_core.data.escapees.EscapeResult`'s table) when escapees were
+        classified; each cell's class is in ``obs['perturbation_class']``.
+    preprocessing
+        What was done on load (normalisation, gene selection, guides, escapees), for reports.
     """
 
     X: np.ndarray
@@ -111,6 +138,10 @@ class PerturbationData:
     source: str = "AnnData"
     perturbation_key: str = "perturbation"
     uns: dict = field(default_factory=dict)
+    layers: dict = field(default_factory=dict)
+    set_aside: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SET_ASIDE_COLUMNS))
+    escape: pd.DataFrame | None = None
+    preprocessing: dict = field(default_factory=dict)
 
     @property
     def n_cells(self) -> int:
@@ -153,22 +184,23 @@ class PerturbationData:
         """A copy restricted to the conditions in ``keep`` (the control is always kept)."""
         keep = [self.control] + [c for c in keep if c != self.control]
         mask = np.isin(self.labels, keep)
-        return PerturbationData(
-            X=self.X[mask], gene_names=list(self.gene_names), labels=self.labels[mask],
-            control=self.control, conditions=[c for c in self.conditions if c in set(keep)],
+        return dataclasses.replace(
+            self, X=self.X[mask], labels=self.labels[mask], gene_names=list(self.gene_names),
+            conditions=[c for c in self.conditions if c in set(keep)],
             interventions={c: v for c, v in self.interventions.items() if c in set(keep)},
             times=None if self.times is None else self.times[mask],
-            obs=None if self.obs is None else self.obs.loc[mask],
-            source=self.source, perturbation_key=self.perturbation_key, uns=dict(self.uns))
+            obs=None if self.obs is None else self.obs.loc[mask], uns=dict(self.uns),
+            layers={k: v[mask] for k, v in self.layers.items()})
 
     def to_anndata(self):
-        """The data back as an AnnData (obs: perturbation, intervention_type, time)."""
+        """The data back as an AnnData (obs: perturbation, intervention_type, time; the layers)."""
         import anndata as ad
 
         obs = pd.DataFrame({self.perturbation_key: self.labels.astype(str)})
         if self.times is not None:
             obs["time"] = self.times
-        adata = ad.AnnData(X=self.X.copy(), obs=obs, var=pd.DataFrame(index=list(self.gene_names)))
+        adata = ad.AnnData(X=self.X.copy(), obs=obs, var=pd.DataFrame(index=list(self.gene_names)),
+                           layers={k: v.copy() for k, v in self.layers.items()})
         adata.obs_names = [f"cell{i}" for i in range(adata.n_obs)]
         return adata
 
@@ -178,16 +210,32 @@ def from_anndata(
     *,
     perturbation_key: str = "perturbation",
     control: str | None = "control",
+    condition_key: str | None = None,
     intervention_type_key: str = "intervention_type",
+    dose_key: str | None = None,
     default_intervention: str = "knockout",
     activity_synonyms: bool = False,
     time_key: str = "time",
     layer: str | None = None,
     normalize: bool = False,
+    hvg: int | None = None,
+    hvg_flavor: str = "seurat",
+    guides: str | None = None,
+    min_guide_umis: int = 5,
+    min_guide_fraction: float = 0.5,
+    pool_guides: bool = True,
+    escapees: str = "keep",
+    escape_split_key: str | None = None,
+    min_perturbed_cells: int = 10,
     source: str | None = None,
-    strict_targets: bool = True,
+    strict_targets: bool = False,
 ) -> PerturbationData:
     """Validate an AnnData as a perturbation dataset.
+
+    Steps, in order: guides assigned (``guides``), conditions read, expression read and
+    normalised (``normalize``), genes selected (``hvg``), escaping knockout cells classified
+    (``escapees``). What a step sets aside is listed in ``PerturbationData.set_aside`` and in one
+    warning; a condition left with no cells is dropped (named), the control never is (an error).
 
     Parameters
     ----------
@@ -197,49 +245,109 @@ def from_anndata(
         ``obs`` column with the target gene(s) of each cell (``+``-joined for combinations).
     control
         Label of control cells; ``None`` guesses it among ``control``, ``ctrl``, ``non-targeting``...
+    condition_key
+        Optional ``obs`` column that keys the conditions (``condition``, ``guide``, a drug and
+        dose); the perturbation column then says what each condition targets, so one target may
+        appear in several conditions (see :mod:`perturbode_core.data.conditions`).
     intervention_type_key
         Optional ``obs`` column with the intervention type of each cell (knockout, knockdown,
-        overexpression, shift; CRISPRko / CRISPRi / CRISPRa and other synonyms accepted).
+        overexpression, shift; CRISPRko / CRISPRi / CRISPRa and other synonyms accepted). A label
+        whose cells carry several types is split into one condition per type.
+    dose_key
+        Optional numeric ``obs`` column: the value of each cell's intervention (knock-down
+        fraction, overexpression fold, activity factor).
     default_intervention
         The type used when that column is absent.
     activity_synonyms
-        Read ``inhibition`` / ``activation`` as the *activity* type (drugs, signalling proteins).
+        Read ``inhibition`` / ``activation`` as the *activity* type (drugs, signalling proteins):
+        factor 0 and 2.
     time_key
         Optional ``obs`` column with the sampling time of each cell (time-course data).
     layer
         Read expression from this layer instead of ``X``.
     normalize
-        Normalise raw counts (scanpy ``normalize_total`` + ``log1p``). Without it, data that look
-        like raw counts get a warning.
+        Normalise raw counts (scanpy ``normalize_total`` + ``log1p``); the counts are kept in
+        ``layers['counts']``. Without it, data that look like raw counts get a warning.
+    hvg
+        Keep this many highly variable genes (scanpy), plus every measured target gene.
+    hvg_flavor
+        scanpy's flavour (:data:`~perturbode_core.data.preprocess.HVG_FLAVORS`).
+    guides
+        Assign each cell its guide from an ``obsm`` matrix of guide UMI counts or an ``obs``
+        column of guides (the rule: :mod:`perturbode_core.data.guides`); the guides' targets then
+        replace the perturbation column, and cells without a clear guide are set aside.
+    min_guide_umis, min_guide_fraction
+        The assignment rule's thresholds.
+    pool_guides
+        With ``guides``: one condition per target gene (True) or per guide (False).
+    escapees
+        :data:`ESCAPE_MODES`: ``keep`` (default: no classification, every cell as labelled),
+        ``flag`` (classify knockout cells as perturbed or escaping, Mixscape-style, keep them all:
+        ``obs['perturbation_class']`` and the efficiency table in ``escape``) or ``drop``
+        (classify and keep only perturbed cells). The default keeps the data as given: which cells
+        count as perturbed is an analysis choice, made explicit by asking for it.
+    escape_split_key
+        ``obs`` column (e.g. ``replicate``) within which control neighbours are found.
+    min_perturbed_cells
+        With ``escapees='drop'``: a classified condition with fewer perturbed cells is set aside.
     source
         Name of the data for messages (defaults to the file name or "AnnData").
     strict_targets
-        Raise when a target is not among the genes; when False, such conditions are dropped with
-        a warning (e.g. guides against genes filtered out of the matrix).
+        Refuse targets that are not among the genes. By default they are kept: such a target
+        becomes an unmeasured regulator of the model (listed in
+        :attr:`PerturbationData.unmeasured_targets` and in an info line).
     """
     where = source or "AnnData"
+    check_choice("escapees", escapees, ESCAPE_MODES)
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise PerturbODEError(f"The AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes)",
                               where=where, fix="Load a file with cells and genes")
     gene_names = _unique_gene_names(adata, where)
-    obs = adata.obs
-    labels, control = _read_labels(obs, perturbation_key, control, where)
-    X = _read_expression(adata, layer, normalize, gene_names, where)
-    interventions, dropped = _read_interventions(
-        obs, labels, control, gene_names, perturbation_key=perturbation_key,
-        intervention_type_key=intervention_type_key, default_intervention=default_intervention,
-        activity_synonyms=activity_synonyms, strict_targets=strict_targets, where=where)
-    conditions = [control] + sorted(c for c in pd.unique(labels) if c != control and c not in set(dropped))
-    if dropped:
-        warnings.warn(f"{where}: dropped {len(dropped)} condition(s) whose targets are not among the genes: "
-                      f"{', '.join(dropped[:10])}", PerturbODEWarning, stacklevel=2)
-        keep = ~np.isin(labels, dropped)
+    aside: list[dict] = []
+    obs, rows, targets_raw, condition_values = _cells_and_targets(
+        adata, perturbation_key=perturbation_key, control=control, condition_key=condition_key, guides=guides,
+        min_guide_umis=min_guide_umis, min_guide_fraction=min_guide_fraction, pool_guides=pool_guides,
+        aside=aside, where=where)
+    targets, control = _read_labels(targets_raw, perturbation_key if guides is None else f"guides {guides}",
+                                    control, where)
+    conds = read_conditions(obs, targets, control, perturbation_key=perturbation_key,
+                            condition_values=condition_values,
+                            condition_name=condition_key or "assigned_guide", intervention_type_key=intervention_type_key,
+                            dose_key=dose_key, default_intervention=default_intervention,
+                            activity_synonyms=activity_synonyms, where=where)
+    X, counts = _read_expression(adata, layer, normalize, gene_names, rows, where)
+    layers = {} if counts is None else {"counts": counts}
+    steps = {"normalized": bool(normalize), "genes_in_file": len(gene_names)}
+    measured = {iv.gene for ivs in conds.interventions.values() for iv in ivs} & set(gene_names)
+    if hvg is not None:
+        cols = select_genes(X, gene_names, hvg, keep=measured, flavor=hvg_flavor, counts=counts, where=where)
+        X, gene_names = np.ascontiguousarray(X[:, cols]), [gene_names[i] for i in cols]
+        layers = {k: v[:, cols] for k, v in layers.items()}
+        steps.update(hvg=int(hvg), hvg_flavor=hvg_flavor, targets_kept=len(measured))
+    _check_targets(conds.interventions, gene_names, strict_targets, where, perturbation_key)
+    labels, interventions = conds.labels, conds.interventions
+    keep = np.ones(len(labels), bool)
+    escape_table = None
+    if escapees != "keep":
+        obs = obs.copy()
+        escape_table = _classify(X, labels, control, interventions, obs, keep, escapees, escape_split_key,
+                                 min_perturbed_cells, aside, where)
+        steps["escapees"] = escapees
+    keep &= _drop_empty(labels, keep, control, interventions, aside, where)
+    if not keep.all():
         X, labels, obs = X[keep], labels[keep], obs.loc[keep]
-    _warn_single_profiles(labels, where)
-    return PerturbationData(
+        layers = {k: v[keep] for k, v in layers.items()}
+    conditions = [control] + sorted(c for c in interventions if c in set(pd.unique(labels)))
+    interventions = {c: interventions[c] for c in conditions[1:]}
+    set_aside = pd.DataFrame(aside, columns=SET_ASIDE_COLUMNS)
+    data = PerturbationData(
         X=X, gene_names=gene_names, labels=labels, control=control, conditions=conditions,
         interventions=interventions, times=_read_times(obs, time_key, where), obs=obs.copy(),
-        source=source or "AnnData", perturbation_key=perturbation_key, uns=dict(getattr(adata, "uns", {}) or {}))
+        source=source or "AnnData", perturbation_key=perturbation_key, uns=dict(getattr(adata, "uns", {}) or {}),
+        layers=layers, set_aside=set_aside, escape=escape_table, preprocessing=steps)
+    _report_load(data, conds.split, where, condition_key or perturbation_key)
+    _warn_single_profiles(labels, where)
+    return data
 
 
 def _unique_gene_names(adata, where: str) -> list[str]:
@@ -252,51 +360,97 @@ def _unique_gene_names(adata, where: str) -> list[str]:
     return gene_names
 
 
-def _read_labels(obs: pd.DataFrame, perturbation_key: str, control: str | None, where: str) -> tuple[np.ndarray, str]:
-    """Each cell's condition label and the control label (guessed when None), checked."""
-    if perturbation_key not in obs.columns:
-        guess = guess_perturbation_key(obs)
-        hint = f" (column {guess!r} looks like one)" if guess else ""
-        raise PerturbODEError(
-            f"No perturbation column {perturbation_key!r}{hint}",
-            where=f"{where}, obs columns: {', '.join(map(str, obs.columns[:12])) or 'none'}",
-            fix="Name the column that holds the target gene(s) of each cell (--perturbation-key / "
-                "'Perturbation column')")
-    raw_labels = obs[perturbation_key]
+def _cells_and_targets(adata, *, perturbation_key, control, condition_key, guides, min_guide_umis, min_guide_fraction,
+                       pool_guides, aside, where):
+    """The cells kept so far (their obs and row indices, or None for all), each one's perturbation
+    label and, when conditions are keyed by a column or by guide, each one's condition."""
+    obs = adata.obs
+    if guides is None:
+        if perturbation_key not in obs.columns:
+            guess = guess_perturbation_key(obs)
+            hint = f" (column {guess!r} looks like one)" if guess else ""
+            raise PerturbODEError(
+                f"No perturbation column {perturbation_key!r}{hint}",
+                where=f"{where}, obs columns: {', '.join(map(str, obs.columns[:12])) or 'none'}",
+                fix="Name the column that holds the target gene(s) of each cell (--perturbation-key / "
+                    "'Perturbation column')")
+        values = None if condition_key is None else _condition_column(obs, condition_key, where)
+        return obs, None, obs[perturbation_key], values
+    if condition_key is not None and not pool_guides:
+        raise PerturbODEError("Conditions are keyed both by a column and by guide", where="options",
+                              fix="Give --condition-key or keep guides apart (--keep-guides-apart), not both")
+    assignment = assign_guides(adata, guides, min_umis=min_guide_umis, min_fraction=min_guide_fraction,
+                               perturbation_key=perturbation_key, where=where)
+    for reason, n in assignment.counts().items():
+        if reason != "assigned" and n:
+            aside.append({"what": "cells", "name": "no clear guide", "cells": n, "reason": reason})
+    for target in assignment.targets_without_cells(control or ""):
+        aside.append({"what": "condition", "name": target, "cells": 0, "reason": "no cell with a clear guide"})
+    rows = np.flatnonzero(assignment.assigned)
+    if not len(rows):
+        raise PerturbODEError(f"No cell has a clear guide ({assignment.rule})", where=f"{where}, {assignment.source}",
+                              fix="Lower --guide-min-umis / --guide-min-fraction, or check the guide matrix")
+    obs = obs.iloc[rows].copy()
+    obs["assigned_guide"] = assignment.guide[rows]
+    obs["assigned_target"] = assignment.target[rows]
+    if condition_key is not None:
+        values = _condition_column(obs, condition_key, where)
+    else:
+        values = None if pool_guides else obs["assigned_guide"].to_numpy(dtype=object)
+    return obs, rows, obs["assigned_target"], values
+
+
+def _condition_column(obs: pd.DataFrame, key: str, where: str) -> np.ndarray:
+    if key not in obs.columns:
+        raise PerturbODEError(f"No condition column {key!r}",
+                              where=f"{where}, obs columns: {', '.join(map(str, obs.columns[:12]))}",
+                              fix="Name the column that holds each cell's condition (--condition-key), or drop it")
+    if obs[key].isna().any():
+        raise PerturbODEError(f"{int(obs[key].isna().sum())} cell(s) have no condition", where=f"{where}, obs[{key!r}]",
+                              fix="Give every cell a condition")
+    return obs[key].astype(str).str.strip().to_numpy(dtype=object)
+
+
+def _read_labels(raw_labels: pd.Series, column: str, control: str | None, where: str) -> tuple[np.ndarray, str]:
+    """Each cell's perturbation label and the control label (guessed when None), checked."""
     if raw_labels.isna().any():
         n = int(raw_labels.isna().sum())
         raise PerturbODEError(f"{n} cell(s) have no perturbation label (empty/NaN)",
-                              where=f"{where}, obs[{perturbation_key!r}]",
+                              where=f"{where}, obs[{column!r}]",
                               fix="Label every cell with its target gene(s) or the control label")
     labels = raw_labels.astype(str).str.strip().to_numpy()
     if (labels == "").any():
         raise PerturbODEError(f"{int((labels == '').sum())} cell(s) have an empty perturbation label",
-                              where=f"{where}, obs[{perturbation_key!r}]",
+                              where=f"{where}, obs[{column!r}]",
                               fix="Label every cell with its target gene(s) or the control label")
     present = pd.unique(labels)
     if control is None:
         control = guess_control_label(present)
         if control is None:
-            raise PerturbODEError("Could not find the control cells", where=f"{where}, obs[{perturbation_key!r}]",
+            raise PerturbODEError("Could not find the control cells", where=f"{where}, obs[{column!r}]",
                                   fix=f"Give the control label (--control); values include {', '.join(present[:8])}")
     if control not in set(present):
         guess = guess_control_label(present)
         hint = f"; did you mean {guess!r}?" if guess else ""
         raise PerturbODEError(
             f"Control label {control!r} does not occur{hint}",
-            where=f"{where}, obs[{perturbation_key!r}] (values: {', '.join(map(str, present[:8]))}"
+            where=f"{where}, obs[{column!r}] (values: {', '.join(map(str, present[:8]))}"
                   f"{' ...' if len(present) > 8 else ''})",
             fix="Give the label your control cells carry (--control / 'Control label')")
     return labels, control
 
 
-def _read_expression(adata, layer: str | None, normalize: bool, gene_names: list[str], where: str) -> np.ndarray:
-    """The expression matrix (dense float32, or memory-mapped), checked for NaN / inf and
-    normalised (normalize_total + log1p) when asked."""
+def _read_expression(adata, layer: str | None, normalize: bool, gene_names: list[str], rows, where: str):
+    """The expression matrix of the kept cells (``rows``; None: all) as dense float32 (or
+    memory-mapped), checked for NaN / inf, normalised (normalize_total + log1p) when asked; and
+    the raw counts (sparse) when normalised, else None."""
     if layer is not None and layer not in adata.layers:
         raise PerturbODEError(f"No layer {layer!r}", where=where,
                               fix=f"Use one of: {', '.join(adata.layers.keys()) or 'X (no layers)'}")
-    X = _dense_float(adata.layers[layer] if layer is not None else adata.X, where)
+    source = adata.layers[layer] if layer is not None else adata.X
+    X = _dense_float(source, where)
+    if rows is not None:
+        X = np.ascontiguousarray(X[rows])
     if not all_finite(X):
         bad = ~np.isfinite(X)
         genes_bad = np.asarray(gene_names)[bad.any(0)][:5]
@@ -305,56 +459,105 @@ def _read_expression(adata, layer: str | None, normalize: bool, gene_names: list
             where=f"{where}, {'layer ' + layer if layer else 'X'}",
             fix="Remove or impute them (e.g. np.nan_to_num) before loading")
     if normalize:
-        if X.min() < 0:
-            raise PerturbODEError("Normalisation was asked for, but the matrix has negative values "
-                                  "(it is not raw counts)", where=where,
-                                  fix="Load it without normalisation, or give the raw counts layer")
-        import anndata as ad
-        import scanpy as sc
-
-        tmp = ad.AnnData(X=X.copy())
-        sc.pp.normalize_total(tmp, target_sum=1e4)
-        sc.pp.log1p(tmp)
-        X = np.asarray(tmp.X, dtype=np.float32)
-    elif looks_like_counts(X):
+        counts = sp.csr_matrix(X)
+        return normalize_log1p(X, where=where), counts
+    if looks_like_counts(X):
         warnings.warn(f"{where}: the expression looks like raw counts; PerturbODE expects log-normalised "
                       "data. Load with normalize=True (--normalize) to apply normalize_total + log1p.",
-                      PerturbODEWarning, stacklevel=3)
-    return X
+                      PerturbODEWarning, stacklevel=4)
+    return X, None
 
 
-def _read_interventions(obs, labels, control, gene_names, *, perturbation_key, intervention_type_key,
-                        default_intervention, activity_synonyms, strict_targets,
-                        where) -> tuple[dict[str, list[Intervention]], list[str]]:
-    """Each perturbed condition's targets with their type, and the conditions dropped because a
-    target is not among the genes (only when ``strict_targets`` is False)."""
-    interventions: dict[str, list[Intervention]] = {}
-    types_col = obs[intervention_type_key].astype(str).to_numpy() if intervention_type_key in obs.columns else None
-    default_kind = normalise_type(default_intervention, where="default intervention type",
-                                  activity_synonyms=activity_synonyms)
-    dropped: list[str] = []
-    for cond in sorted(c for c in pd.unique(labels) if c != control):
-        kind = default_kind
-        if types_col is not None:
-            kinds = pd.unique(types_col[labels == cond])
-            if len(kinds) > 1:
-                raise PerturbODEError(
-                    f"Condition {cond!r} mixes intervention types {', '.join(kinds)}",
-                    where=f"{where}, obs[{intervention_type_key!r}]",
-                    fix="Give each condition one type, or name the types in the label (GENE:knockout+GENE2:overexpression)")
-            kind = normalise_type(kinds[0], where=f"{where}, obs[{intervention_type_key!r}], condition {cond!r}",
-                                  activity_synonyms=activity_synonyms)
-        ivs = parse_spec(cond, default_kind=kind, where=f"{where}, obs[{perturbation_key!r}]",
-                         activity_synonyms=activity_synonyms)
-        try:
-            check_genes(ivs, gene_names, where=f"{where}, obs[{perturbation_key!r}], condition {cond!r}")
-        except PerturbODEError:
-            if strict_targets:
-                raise
-            dropped.append(cond)
-            continue
-        interventions[cond] = ivs
-    return interventions, dropped
+def _check_targets(interventions, gene_names, strict: bool, where: str, key: str) -> None:
+    """Refuse unmeasured targets when ``strict``; otherwise warn about those that look like a
+    measured gene written in another case (a typo, not an unmeasured regulator)."""
+    if strict:  # one message naming every unmeasured target and the conditions that carry them
+        known = set(gene_names)
+        missing = {iv.gene: iv for ivs in interventions.values() for iv in ivs if iv.gene not in known}
+        conds = [c for c, ivs in interventions.items() if any(iv.gene in missing for iv in ivs)]
+        check_genes(sorted(missing.values(), key=lambda iv: iv.gene), gene_names,
+                    where=f"{where}, obs[{key!r}], condition(s) {', '.join(conds[:5])}{' ...' if len(conds) > 5 else ''}")
+        return
+    measured = set(gene_names)
+    folded = {g.casefold(): g for g in gene_names}
+    typos = sorted({(iv.gene, folded[iv.gene.casefold()]) for ivs in interventions.values() for iv in ivs
+                    if iv.gene not in measured and iv.gene.casefold() in folded})
+    if typos:
+        warnings.warn(f"{where}: target(s) {', '.join(f'{a} (gene {b}?)' for a, b in typos[:5])} differ from a "
+                      "measured gene only by case; they are treated as unmeasured regulators. Fix the labels if "
+                      "they mean the measured gene.", PerturbODEWarning, stacklevel=4)
+
+
+def _classify(X, labels, control, interventions, obs, keep, mode, split_key, min_perturbed, aside, where):
+    """Escape classification (in place: ``obs`` columns and ``keep``); returns the efficiency table."""
+    if looks_like_counts(X):
+        raise PerturbODEError("Escape classification needs log-normalised expression, and these look like raw "
+                              "counts", where=where, fix="Add normalisation (--normalize)")
+    split = None
+    if split_key is not None:
+        if split_key not in obs.columns:
+            raise PerturbODEError(f"No column {split_key!r} to split the control neighbours by",
+                                  where=f"{where}, obs columns", fix="Name e.g. the replicate column, or drop it")
+        split = obs[split_key].astype(str).to_numpy()
+    result = classify_escapees(X, labels, control, interventions, split=split, where=where)
+    obs["perturbation_class"] = result.cell_class
+    obs["perturbation_posterior"] = result.posterior
+    if mode == "drop":
+        escaping = result.cell_class == "escaping"
+        keep &= ~escaping
+        table = result.table.set_index("condition")
+        for cond, row in table.iterrows():
+            if row["escaping"]:
+                aside.append({"what": "cells", "name": cond, "cells": int(row["escaping"]),
+                              "reason": "escaped the knockout"})
+            if row["status"] == "classified" and row["perturbed"] < min_perturbed:
+                keep &= labels != cond
+                aside.append({"what": "condition", "name": cond, "cells": int(row["perturbed"]),
+                              "reason": f"fewer than {min_perturbed} perturbed cells"})
+    return result.table
+
+
+def _drop_empty(labels, keep, control, interventions, aside, where) -> np.ndarray:
+    """Conditions left with no cells are set aside (named); the control must keep cells."""
+    left = pd.Series(labels[keep]).value_counts()
+    if not left.get(control, 0):
+        raise PerturbODEError(f"No control cells are left after filtering (control {control!r})", where=where,
+                              fix="Check the control label and the guide / escape options")
+    gone = [c for c in interventions if not left.get(c, 0)]
+    for cond in gone:
+        if not any(r["name"] == cond and r["what"] == "condition" for r in aside):
+            aside.append({"what": "condition", "name": cond, "cells": 0, "reason": "no cells left after filtering"})
+    return np.ones(len(labels), bool) if not gone else ~np.isin(labels, gone)
+
+
+def _report_load(data: PerturbationData, split, where, key) -> None:
+    """One info line each: labels split by type, unmeasured targets; one warning: what was set aside."""
+    gene_names, set_aside = data.gene_names, data.set_aside
+    if split:
+        parts = [f"{label} -> {', '.join(names)}" for label, names in list(split.items())[:5]]
+        warnings.warn(f"{where}: {len(split)} label(s) mix intervention types or doses and were split into one "
+                      f"condition each: {'; '.join(parts)}", PerturbODEInfo, stacklevel=4)
+    targets, unmeasured = data.perturbed_genes(), data.unmeasured_targets
+    if unmeasured and len(unmeasured) == len(targets):
+        # legitimate (a screen of genes outside the panel) but also what a wrong column looks like
+        warnings.warn(f"{where}: none of the {len(targets)} target(s) ({', '.join(unmeasured[:5])}"
+                      f"{' ...' if len(unmeasured) > 5 else ''}) is among the measured genes. If the perturbation "
+                      f"column is not {key!r}, choose the right one; otherwise every target is an unmeasured "
+                      "regulator.", PerturbODEWarning, stacklevel=4)
+    elif unmeasured:
+        warnings.warn(f"{where}: {len(unmeasured)} target(s) are not among the {len(gene_names)} measured genes and "
+                      f"enter the model as unmeasured regulators: {', '.join(unmeasured[:20])}"
+                      f"{' ...' if len(unmeasured) > 20 else ''}", PerturbODEInfo, stacklevel=4)
+    if len(set_aside):
+        cells = set_aside[set_aside["what"] == "cells"]
+        conds = set_aside[set_aside["what"] == "condition"]
+        parts = []
+        if len(cells):
+            by_reason = cells.groupby("reason", sort=False)["cells"].sum()
+            parts.append("cells: " + ", ".join(f"{int(n):,} {r}" for r, n in by_reason.items()))
+        if len(conds):
+            parts.append("conditions: " + ", ".join(f"{r.name} ({r.reason})" for r in conds.itertuples()))
+        warnings.warn(f"{where}: set aside {'; '.join(parts)}", PerturbODEWarning, stacklevel=4)
 
 
 def _warn_single_profiles(labels: np.ndarray, where: str) -> None:

@@ -14,7 +14,10 @@ Types (DESIGN section 2):
 ``shift`` (value = added rate in standardised units per unit time, default 1)
     Soft intervention: ``f_j += value``.
 ``activity`` (value = factor on the target's effect on others, default 0)
-    Drug-like: the target's own level is free but its column of B is scaled by ``value``.
+    Drug-like: the target's own level is free but its column of B is scaled by ``value``. Read
+    with ``activity_synonyms``, ``inhibition`` / ``inhibitor`` mean factor 0 and ``activation`` /
+    ``activator`` factor :data:`ACTIVATION_FACTOR` (2), so an inhibited and an activated protein
+    are different interventions.
 
 A perturbation label joins targets with ``+``; each target may carry its own type and value:
 ``GATA1``, ``GATA1+SPI1``, ``GATA1:knockout+SPI1:overexpression=2``, ``TP53:knockdown=0.8``.
@@ -69,6 +72,10 @@ SYNONYMS = {
     "drug": "activity",
 }
 
+#: Factor of an ``activation`` read as the activity type (``activity_synonyms``): the protein's
+#: effect on its targets doubled. Inhibition keeps the type's default, 0.
+ACTIVATION_FACTOR = 2.0
+
 #: Types that replace the regulatory input of the target (hard interventions).
 PERFECT_TYPES = ("knockout", "knockdown", "clamp")
 
@@ -80,7 +87,7 @@ def normalise_type(name: str, *, where: str = "intervention type", activity_syno
     (signalling proteins and drugs) instead of knock-down and overexpression.
     """
     key = str(name).strip().lower()
-    if activity_synonyms and key in ("inhibition", "activation", "inhibitor", "activator"):
+    if activity_synonyms and key in _ACTIVITY_WORDS:
         return "activity"
     if key in SYNONYMS:
         return SYNONYMS[key]
@@ -90,6 +97,20 @@ def normalise_type(name: str, *, where: str = "intervention type", activity_syno
         fix=f"Use one of {', '.join(INTERVENTION_TYPES)} (or a synonym: CRISPRko, CRISPRi, CRISPRa, "
         "inhibition, activation)",
     )
+
+
+_ACTIVITY_WORDS = ("inhibition", "activation", "inhibitor", "activator")
+
+
+def resolve_type(name: str, *, where: str = "intervention type",
+                 activity_synonyms: bool = False) -> tuple[str, float | None]:
+    """The type of ``name`` (as :func:`normalise_type`) and the value the word itself implies:
+    :data:`ACTIVATION_FACTOR` for ``activation`` / ``activator`` read as the activity type, else None
+    (the type's default)."""
+    kind = normalise_type(name, where=where, activity_synonyms=activity_synonyms)
+    word = str(name).strip().lower()
+    value = ACTIVATION_FACTOR if kind == "activity" and word in ("activation", "activator") else None
+    return kind, value
 
 
 @dataclass(frozen=True)
@@ -120,7 +141,7 @@ class Intervention:
 
 
 def parse_spec(spec: str, *, default_kind: str = "knockout", where: str = "perturbation",
-               activity_synonyms: bool = False) -> list[Intervention]:
+               activity_synonyms: bool = False, default_value: float | None = None) -> list[Intervention]:
     """Parse ``GENE[:TYPE[=VALUE]][+GENE2...]`` into a list of :class:`Intervention`.
 
     Parameters
@@ -131,6 +152,10 @@ def parse_spec(spec: str, *, default_kind: str = "knockout", where: str = "pertu
         Type of targets that do not name one.
     where
         Where the spec came from, for error messages.
+    activity_synonyms
+        Read ``inhibition`` / ``activation`` as the activity type (see :func:`resolve_type`).
+    default_value
+        Value of targets that name neither a type nor a value (e.g. a dose column).
     """
     if spec is None or not str(spec).strip():
         raise PerturbODEError("Empty perturbation", where=where,
@@ -144,10 +169,10 @@ def parse_spec(spec: str, *, default_kind: str = "knockout", where: str = "pertu
                                   fix="Join targets with a single '+', e.g. GATA1+SPI1")
         gene, _, rest = part.partition(":")
         gene = gene.strip()
-        kind, value = default_kind, None
+        kind, value = default_kind, default_value
         if rest:
             kind_name, _, value_text = rest.partition("=")
-            kind = normalise_type(kind_name, where=f"{where} {spec!r}", activity_synonyms=activity_synonyms)
+            kind, value = resolve_type(kind_name, where=f"{where} {spec!r}", activity_synonyms=activity_synonyms)
             if value_text.strip():
                 try:
                     value = float(value_text)

@@ -7,14 +7,15 @@ GeneNetwork            genes, signed Hill edges, basal rates, decay (and Boolean
 TechnicalNoise         library size, dropout and counts settings
 read_sergio, read_sergio_dataset, read_krumsiek11, read_boolode, read_bnet, read_collectri
                        readers of published networks
-list_datasets, load_dataset, truth_edges, write_dataset, simulate_dataset, get_network
-                       the registry of built-in datasets (myeloid, human-tf-atlas, sergio-ds1, sergio-ds2)
+list_datasets, load_dataset, load_options, truth_edges, write_dataset, simulate_dataset, get_network
+                       the registry of built-in datasets (simulated: myeloid, human-tf-atlas, sergio-ds1,
+                       sergio-ds2; real: papalexi2021) and how each is loaded
 """
 
 from perturbode_core.datasets.gene_network import GeneNetwork
 from perturbode_core.datasets.network_readers import read_bnet, read_boolode, read_collectri, read_gt_grn, read_krumsiek11, read_sergio, read_sergio_dataset
-from perturbode_core.datasets.registry import (demo_checkpoint_path, dataset_names, get_network, list_datasets, load_dataset, simulate_dataset, truth_edges,
-                       write_dataset)
+from perturbode_core.datasets.registry import (demo_checkpoint_path, dataset_names, get_network, list_datasets, load_dataset,
+                                               load_options, simulate_dataset, truth_edges, write_dataset)
 from perturbode_core.datasets.screen_simulator import TechnicalNoise, simulate_screen
 
 __all__ = [
@@ -22,6 +23,6 @@ __all__ = [
     "GeneNetwork", "TechnicalNoise", "simulate_screen",
     "read_sergio", "read_sergio_dataset", "read_gt_grn", "read_krumsiek11", "read_boolode", "read_bnet",
     "read_collectri",
-    "dataset_names", "get_network", "list_datasets", "load_dataset", "simulate_dataset", "truth_edges",
+    "dataset_names", "get_network", "list_datasets", "load_dataset", "load_options", "simulate_dataset", "truth_edges",
     "write_dataset",
 ]

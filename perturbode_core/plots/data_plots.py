@@ -1,4 +1,4 @@
-"""Figures of the data: cells on an embedding, cells per condition."""
+"""Figures of the data: cells on an embedding, cells per condition, knockout efficiency."""
 
 from __future__ import annotations
 
@@ -43,4 +43,27 @@ def cells_per_condition_figure(per_condition: pd.DataFrame, *, control: str | No
                            hovertemplate="%{x}: %{y} cells<extra></extra>"))
     readable_layout(fig, title="Cells per condition" + (f" (largest {max_bars})" if len(per_condition) > max_bars else ""))
     fig.update_layout(yaxis_title="cells", height=320)
+    return fig
+
+
+def knockout_efficiency_figure(table: pd.DataFrame) -> go.Figure:
+    """Stacked bars of perturbed and escaping cells per knockout (the ``escape`` table of
+    :class:`~perturbode_core.data.dataset.PerturbationData`); conditions that could not be
+    classified are listed in the title's note instead of drawn as empty bars."""
+    classified = table[table["status"] == "classified"].sort_values("efficiency", ascending=False)
+    fig = go.Figure()
+    for column, name, color in (("perturbed", "perturbed", palette_color(0)), ("escaping", "escaping", CONTROL_COLOR)):
+        fig.add_trace(go.Bar(x=classified["condition"].astype(str), y=classified[column], name=name,
+                             marker_color=color,
+                             customdata=np.c_[classified["efficiency"].to_numpy(float)],
+                             hovertemplate="%{x}: %{y} " + name + " cells (efficiency %{customdata[0]:.0%})<extra></extra>"))
+    others = table[table["status"] != "classified"]
+    note = f"; {len(others)} not classified (no detectable signature or not a knockout)" if len(others) else ""
+    fig.update_layout(barmode="stack", title=f"Knockout efficiency: perturbed vs escaping cells{note}",
+                      yaxis_title="cells", height=340, margin=dict(l=10, r=10, t=40, b=10))
+    if classified.empty:
+        fig.add_annotation(text="No knockout showed a detectable signature to classify its cells by",
+                           showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
     return fig

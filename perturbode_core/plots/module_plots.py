@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from perturbode_core.tools.enrichment import top_terms
+from perturbode_core.tools.enrichment import empty_result_message, top_terms
 from perturbode_core.errors import PerturbODEError, check_choice
 from perturbode_core.plots.style import DIVERGING_SCALE, SIGN_COLORS, readable_layout
 from perturbode_core.tools.modules import module_label
@@ -41,6 +41,16 @@ def _pick(result: pd.DataFrame, n_terms: int, max_q: float | None, modules: Sequ
         raise PerturbODEError(f"The enrichment table lacks column(s) {', '.join(sorted(missing))}",
                               where="enrichment plot", fix="Pass the output of enrich_modules()")
     return top_terms(result, n=n_terms, max_q=max_q, modules=modules)
+
+
+def _say_empty(fig: go.Figure, text: str) -> None:
+    """An empty result in words, without axes (no empty grid that looks like a broken plot)."""
+    import textwrap
+
+    fig.add_annotation(text="<br>".join(textwrap.wrap(text, 90)), showarrow=False, x=0.5, y=0.5,
+                       xref="paper", yref="paper", align="center")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
 
 
 def enrichment_dotplot(result: pd.DataFrame, *, n_terms: int = 3, max_q: float | None = 0.05,
@@ -69,8 +79,7 @@ def enrichment_dotplot(result: pd.DataFrame, *, n_terms: int = 3, max_q: float |
     fig = go.Figure()
     if len(top) == 0:
         fig.add_trace(go.Scatter(x=[], y=[], mode="markers", name="terms"))
-        fig.add_annotation(text="No enriched terms pass the filter", showarrow=False, x=0.5, y=0.5,
-                           xref="paper", yref="paper")
+        _say_empty(fig, empty_result_message(result, max_q) or "No enriched terms pass the filter")
         fig.update_layout(title="Top enriched terms per module")
         return fig
     mod_order = list(modules) if modules is not None else sorted(top["module"].unique(), key=_sort_key)
@@ -117,8 +126,7 @@ def enrichment_heatmap(result: pd.DataFrame, *, n_terms: int = 3, max_q: float |
     fig = go.Figure()
     if len(top) == 0:
         fig.add_trace(go.Heatmap(z=[[]], x=[], y=[]))
-        fig.add_annotation(text="No enriched terms pass the filter", showarrow=False, x=0.5, y=0.5,
-                           xref="paper", yref="paper")
+        _say_empty(fig, empty_result_message(result, max_q) or "No enriched terms pass the filter")
         return fig
     mods = list(modules) if modules is not None else sorted(top["module"].unique(), key=_sort_key)
     terms = list(dict.fromkeys(top.sort_values("pvalue")["term"]))

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from perturbode_core.plots.style import (DIVERGING_SCALE, NODE_STATUS_COLORS, OTHER_COLOR, SIGN_COLORS, TRUTH_STYLES,
-                                         module_color, readable_layout)
+                                         UNMEASURED_COLOR, module_color, readable_layout)
 from perturbode_core.io.edges import as_edge_frame
 from perturbode_core.tools.network_view import classify_edges
 
@@ -66,7 +66,7 @@ MAX_GROUPS = 10
 
 def network_figure(edges, *, genes=None, node_groups: dict | None = None, truth=None, focus: str | None = None,
                    layout: str = "spring", seed: int = 0, title: str | None = None, height: int = 650,
-                   node_size: float = 14.0, labels: bool | int | None = None) -> go.Figure:
+                   node_size: float = 14.0, labels: bool | int | None = None, unmeasured=()) -> go.Figure:
     """An interactive network of the given edges.
 
     Edges are coloured by sign (activation blue, repression vermillion) and drawn wider for larger
@@ -94,6 +94,9 @@ def network_figure(edges, *, genes=None, node_groups: dict | None = None, truth=
         Gene names on the nodes: True (all), False (none), a number (the genes with the largest
         summed |weight|, plus ``focus``); default all up to :data:`MAX_LABELS` genes, else the
         strongest :data:`MAX_LABELS`.
+    unmeasured
+        Regulators that are not measured genes (a model's latent regulators): drawn as open
+        diamonds, marked "not measured".
     """
     df = as_edge_frame(edges)
     shown = list(dict.fromkeys(list(df["source"]) + list(df["target"]) + [str(g) for g in (genes or [])]))
@@ -118,7 +121,7 @@ def network_figure(edges, *, genes=None, node_groups: dict | None = None, truth=
     if len(df):
         _add_edge_arrows(fig, df, pos, bins, widths, with_truth=truth is not None)
     _add_nodes(fig, g, shown, pos, truth=truth, node_groups=node_groups, focus=focus, node_size=node_size,
-               labelled=_labelled(df, shown, labels, focus))
+               labelled=_labelled(df, shown, labels, focus), unmeasured=set(map(str, unmeasured)))
     readable_layout(fig, title=title)
     fig.update_layout(
         height=height, hovermode="closest", plot_bgcolor="white",
@@ -187,10 +190,25 @@ def _add_edge_arrows(fig, df, pos, bins, widths, *, with_truth: bool) -> None:
                              hovertext=hover, hoverinfo="text", showlegend=False, name="edges"))
 
 
-def _add_nodes(fig, g, shown, pos, *, truth, node_groups, focus, node_size, labelled: set) -> None:
+def _add_nodes(fig, g, shown, pos, *, truth, node_groups, focus, node_size, labelled: set,
+               unmeasured=frozenset()) -> None:
     """Genes coloured by their role in the known network, by module (the :data:`MAX_GROUPS`
-    largest; the rest as "other modules"), or all alike."""
+    largest; the rest as "other modules"), or all alike; unmeasured regulators apart (open
+    diamonds, "not measured")."""
     indeg, outdeg = dict(g.in_degree()), dict(g.out_degree())
+    latent = [n for n in shown if n in unmeasured]
+    shown = [n for n in shown if n not in unmeasured]
+    if latent:
+        names = [n if n in labelled else "" for n in latent]
+        fig.add_trace(go.Scatter(
+            x=[pos[n][0] for n in latent], y=[pos[n][1] for n in latent],
+            mode="markers+text" if any(names) else "markers", text=names if any(names) else None,
+            textposition="top center", textfont=dict(size=10),
+            marker=dict(size=node_size * 1.2, symbol="diamond", color=UNMEASURED_COLOR,
+                        line=dict(color="#222222", width=2)),
+            hovertext=[f"<b>{n}</b><br>not measured (a perturbed target outside the genes)<br>targets: {outdeg.get(n, 0)}"
+                       for n in latent],
+            hoverinfo="text", name="not measured", legendgroup="node-not-measured"))
     if truth is not None:
         tr_src = set(pd.DataFrame(truth)["source"].astype(str))
         tr_tgt = set(pd.DataFrame(truth)["target"].astype(str))

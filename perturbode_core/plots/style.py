@@ -41,6 +41,9 @@ BASELINE_GREYS = ["#8C8C8C", "#B0B0B0", "#CFCFCF", "#6E6E6E", "#DCDCDC"]
 PALETTE = ["#000000", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#F0E442"] + qualitative.Dark24
 #: The control condition is always grey.
 CONTROL_COLOR = "#9e9e9e"
+#: Regulators that are not among the measured genes (latent): open (white, dark-outlined) diamonds,
+#: so they never share a colour with a module or a condition.
+UNMEASURED_COLOR = "#FFFFFF"
 
 
 def palette_color(i: int) -> str:

@@ -298,6 +298,8 @@ class PredictionBaseline:
         self.gene_names = list(data.gene_names)
         self._index = {g: k for k, g in enumerate(self.gene_names)}
         self._all_interventions = dict(data.interventions)
+        # targets outside the measured genes (unmeasured regulators of a real screen) are known too
+        self._known_targets = self.gene_names + sorted(data.perturbed_genes() - set(self.gene_names))
         self.x0 = np.asarray(data.control_cells(), dtype=np.float64)
         self.control_mean = self.x0.mean(0)
         perts = [c for c in conds if c != data.control]
@@ -329,7 +331,7 @@ class PredictionBaseline:
             ivs = self._all_interventions[condition]
         else:
             ivs = parse_spec(str(condition), where=f"{self.name} baseline")
-        check_genes(ivs, self.gene_names, where=f"condition {condition!r}")
+        check_genes(ivs, self._known_targets, where=f"condition {condition!r}")
         return ivs
 
     def predict_change(self, condition) -> np.ndarray:
@@ -437,7 +439,9 @@ class LinearBaseline(PredictionBaseline):
         return _direction(iv, own if np.isfinite(own) else 0.0)
 
     def _embed(self, ivs) -> np.ndarray:
-        return sum(self._direction_of(iv) * self.E[self._index[iv.gene]] for iv in ivs)
+        # an unmeasured target has no gene embedding: it contributes nothing beyond the average change b
+        return sum((self._direction_of(iv) * self.E[self._index[iv.gene]] for iv in ivs if iv.gene in self._index),
+                   np.zeros(self.E.shape[1]))
 
     def _fit(self):
         if not self.effects:
@@ -453,7 +457,7 @@ class LinearBaseline(PredictionBaseline):
         own: dict[str, list] = {}
         for c in conds:
             ivs = self._train_ivs[c]
-            if len(ivs) == 1:
+            if len(ivs) == 1 and ivs[0].gene in self._index:
                 j = self._index[ivs[0].gene]
                 own.setdefault(ivs[0].kind, []).append((self.control_mean[j], self.effects[c][j]))
         self._own = {}
@@ -480,7 +484,7 @@ class LinearBaseline(PredictionBaseline):
         self.W = np.linalg.solve(P.T @ P + lam_p * np.eye(K), (left @ P).T).T  # K x K
 
     def _own_change_of(self, iv: Intervention) -> float:
-        if not hasattr(self, "_own") or iv.kind not in self._own:
+        if not hasattr(self, "_own") or iv.kind not in self._own or iv.gene not in self._index:
             return np.nan
         slope, intercept = self._own[iv.kind]
         return slope * self.control_mean[self._index[iv.gene]] + intercept

@@ -14,7 +14,9 @@ The test: for module ``m`` (its genes) and set ``s``, with the model's genes as 
 ``N`` (never the whole genome: each set is first restricted to the background), the one-sided
 hypergeometric p-value ``P(X >= overlap)``, ``X ~ Hypergeom(N, |s ∩ background|, |m|)``; then
 Benjamini–Hochberg across all (module, set) tests that passed the size filters. Gene names are
-matched case-insensitively (``Gata1`` = ``GATA1``).
+matched case-insensitively (``Gata1`` = ``GATA1``) and through known aliases (``Pu.1`` = ``SPI1``,
+:mod:`perturbode_core.tools.gene_names`). The library ``"auto"`` is the shipped one of the genes'
+species (:data:`SPECIES_LIBRARY`, species guessed from how the names are written).
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ __all__ = [
     "over_representation",
     "enrich_modules",
     "top_terms",
+    "default_library",
+    "empty_result_message",
+    "SPECIES_LIBRARY",
     "RESULT_COLUMNS",
 ]
 
@@ -79,6 +84,9 @@ LIBRARIES: dict[str, LibraryInfo] = {
                                    "SGD GO-slim Biological Process 2015: 100 sets over 4,911 genes",
                                    "yeast", "systematic ORF ids (YAL027W)", "CC BY 4.0"),
 }
+
+#: The default library of each species (library ``"auto"``).
+SPECIES_LIBRARY = {"human": "go_bp", "mouse": "mouse_go_bp", "yeast": "yeast_goslim_bp"}
 
 RESULT_COLUMNS = ["module", "term", "library", "overlap", "set_size", "module_size", "background",
                   "odds_ratio", "pvalue", "qvalue", "neg_log10_q", "genes"]
@@ -238,19 +246,34 @@ def _load_shipped(name: str) -> GeneSetLibrary:
     return read_gmt(GENESET_DIR / LIBRARIES[name].file, name=name)
 
 
-def load_library(name_or_path: str | os.PathLike | GeneSetLibrary) -> GeneSetLibrary:
-    """A shipped library by name (``go_bp``, ``hallmark``, ``mouse_go_bp``, ``yeast_goslim_bp``) or a GMT file.
+def default_library(genes: Sequence[str]) -> tuple[str, str]:
+    """The shipped library for the species of ``genes`` and why: ``(name, reason)``."""
+    from perturbode_core.tools.gene_names import detect_species
+
+    guess = detect_species(genes)
+    name = SPECIES_LIBRARY[guess.species]
+    return name, f"{name} ({guess.species}: {guess.reason})"
+
+
+def load_library(name_or_path: str | os.PathLike | GeneSetLibrary, genes: Sequence[str] | None = None) -> GeneSetLibrary:
+    """A shipped library by name (``go_bp``, ``hallmark``, ``mouse_go_bp``, ``yeast_goslim_bp``), a GMT
+    file, or ``"auto"``: the library of the species of ``genes`` (:func:`default_library`).
 
     Shipped libraries are parsed once per process and cached (the object is read-only).
     """
     if isinstance(name_or_path, GeneSetLibrary):
         return name_or_path
     key = str(name_or_path)
+    if key == "auto":
+        if genes is None:
+            raise PerturbODEError("The library 'auto' needs the genes to guess their species", where="option 'library'",
+                                  fix=f"Pass the genes, or name a library: {', '.join(LIBRARIES)}")
+        key = default_library(genes)[0]
     if key in LIBRARIES:
         return _load_shipped(key)
     if not Path(key).exists() and os.sep not in key and "." not in key:
         raise PerturbODEError(f"Unknown gene-set library {key!r}", where="option 'library'",
-                              fix=f"Use one of: {', '.join(LIBRARIES)}, or the path of a .gmt file")
+                              fix=f"Use one of: auto, {', '.join(LIBRARIES)}, or the path of a .gmt file")
     return read_gmt(key)
 
 
@@ -297,10 +320,18 @@ class GeneMatch:
 
 
 def _background_index(background: Sequence[str]) -> tuple[list[str], dict[str, int]]:
+    """The genes and ``{case-folded name: position}``, with each known alias's official symbol
+    pointing at the alias (``Pu.1`` is found as ``SPI1``) unless that symbol is itself a gene."""
+    from perturbode_core.tools.gene_names import official_symbol
+
     genes = [str(g) for g in background]
     index: dict[str, int] = {}
     for i, g in enumerate(genes):
         index.setdefault(g.casefold(), i)  # first spelling wins if two differ only by case
+    for i, g in enumerate(genes):  # second pass: a real gene always wins over an alias
+        symbol = official_symbol(g)
+        if symbol is not None:
+            index.setdefault(symbol.casefold(), i)
     return genes, index
 
 
@@ -326,8 +357,9 @@ def _restrict(library: GeneSetLibrary, background: Sequence[str]):
 
 
 def match_genes(genes: Sequence[str], library) -> GeneMatch:
-    """Report how many of ``genes`` (e.g. the model's genes) are in the library, case-insensitively."""
-    return _restrict(load_library(library), genes)[1]
+    """Report how many of ``genes`` (e.g. the model's genes) are in the library, case-insensitively
+    and through known aliases."""
+    return _restrict(load_library(library, genes=genes), genes)[1]
 
 
 def _hypergeom_sf(k, N, n_set, n_draw) -> np.ndarray:
@@ -418,7 +450,8 @@ def over_representation(gene_lists: Mapping[Hashable, Iterable[str]], background
     background
         The universe: the model's genes. Sets are restricted to it before anything else.
     library
-        A :class:`GeneSetLibrary`, a shipped library name or a GMT path.
+        A :class:`GeneSetLibrary`, a shipped library name, a GMT path or ``"auto"`` (the library of
+        the background's species).
     min_size, max_size
         Keep sets whose size *after restriction to the background* is in ``[min_size, max_size]``.
     min_overlap
@@ -438,7 +471,7 @@ def over_representation(gene_lists: Mapping[Hashable, Iterable[str]], background
         ``attrs`` holds ``n_tests``, ``n_sets_tested``, ``match`` (a :class:`GeneMatch`) and
         ``dropped_genes``.
     """
-    lib = load_library(library)
+    lib = load_library(library, genes=background)
     _check_sizes(min_size, max_size, min_overlap)
     S, report, genes, index = _restrict(lib, background)
     N = len(genes)
@@ -542,7 +575,7 @@ def _overlap_genes(genes_arr, k, seg_start, seg_genes) -> np.ndarray:
     return _join_rows(genes_arr, seg_genes[pos], new_ptr)
 
 
-def enrich_modules(weights, library, *, role: str = "target", method: str = "top_n", top_n: int = 50,
+def enrich_modules(weights, library="auto", *, role: str = "target", method: str = "top_n", top_n: int = 50,
                    share: float = 0.5, threshold: float | None = None, modules: Sequence[int] | None = None,
                    min_size: int = 5, max_size: int = 500, min_overlap: int = 1,
                    max_q: float | None = None) -> pd.DataFrame:
@@ -554,7 +587,8 @@ def enrich_modules(weights, library, *, role: str = "target", method: str = "top
         A model (with ``module_weights()``), a :class:`~perturbode_core.tools.modules.ModuleWeights` or
         a dict with keys ``A, B, alpha, gene_names``.
     library
-        Shipped library name, GMT path or :class:`GeneSetLibrary`.
+        Shipped library name, GMT path, :class:`GeneSetLibrary`, or ``"auto"`` (default: the
+        library of the model genes' species).
     role
         Which genes make a module's list: ``"target"`` (default: the genes the module drives,
         a co-regulated programme), ``"regulator"`` or ``"both"``.
@@ -583,6 +617,29 @@ def enrich_modules(weights, library, *, role: str = "target", method: str = "top
     res["module_strength"] = strength[res["module"].to_numpy(int)] if len(res) else np.zeros(0)
     res.attrs["role"] = role
     return res
+
+
+def empty_result_message(result: pd.DataFrame, max_q: float | None = None) -> str | None:
+    """A sentence saying why nothing is shown, or None when some row passes ``max_q``.
+
+    For figures and pages: an empty result is said in words (how many genes matched, how many sets
+    were tested, the best q reached) rather than drawn as empty axes.
+    """
+    if "qvalue" not in result.columns:  # not an enrichment result at all: nothing tested
+        result = pd.DataFrame(columns=RESULT_COLUMNS)
+    shown = result if max_q is None else result[result["qvalue"] <= max_q]
+    if len(shown):
+        return None
+    match = result.attrs.get("match")
+    matched = f"{match.n_matched} of {match.n_genes} genes are in {match.library}" if match is not None else ""
+    if len(result) == 0:
+        return (f"No gene set could be tested: {matched or 'few genes match the library'}, and no set keeps "
+                f"enough of them after restriction to the model's genes. Check the species and gene identifiers, "
+                f"or lower the minimum set size.")
+    best = result.sort_values("qvalue", kind="stable").iloc[0]
+    return (f"No gene set is enriched at q ≤ {max_q:g} in any module ({result.attrs.get('n_sets_tested', '?')} sets "
+            f"tested; {matched}). The best was {best['term']} in module {best['module']} (q = {best['qvalue']:.2g}, "
+            f"{int(best['overlap'])} of {int(best['module_size'])} genes).")
 
 
 def top_terms(result: pd.DataFrame, *, n: int = 5, max_q: float | None = None,

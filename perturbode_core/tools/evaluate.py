@@ -28,13 +28,13 @@ MODEL_NAME = "PerturbODE"
 #: Network metrics shown by default (higher is better).
 NETWORK_METRICS = ["aupr", "auroc", "early_precision", "precision", "recall", "f1", "sign_accuracy"]
 #: Held-out prediction metrics shown by default (w2, energy, mse: lower is better; pearson: higher).
-PREDICTION_METRICS = ["w2", "energy", "mmd", "pearson_delta", "pearson_delta_top", "mse_mean"]
+PREDICTION_METRICS = ["w2", "energy", "mmd", "pearson_delta", "pearson_delta_top", "top_overlap", "mse_mean"]
 #: Default network and prediction baselines.
 NETWORK_BASELINE_NAMES = ("correlation", "knockout_zscore", "knockout_zscore_control", "genie3")
 PREDICTION_BASELINE_NAMES = ("no_change", "mean_shift", "linear", "additive")
 #: Columns of the benchmark table.
 NETWORK_COLUMNS = ["aupr", "auroc", "aupr_ratio", "early_precision", "sign_accuracy"]
-HELDOUT_COLUMNS = ["w2", "energy", "pearson_delta", "pearson_delta_top", "mse_mean"]
+HELDOUT_COLUMNS = ["w2", "energy", "pearson_delta", "pearson_delta_top", "top_overlap", "mse_mean"]
 
 
 def _check_baselines(names, registry, kind: str) -> None:
@@ -240,6 +240,43 @@ class PredictionScore:
         if self.fitted:
             parts.append(f"fitted on (in-sample): {', '.join(self.fitted)}")
         return "Conditions " + "; ".join(parts) + ". Baselines learn from every other condition."
+
+
+@dataclass
+class LiteratureScore:
+    """The model's edges (measured genes and unmeasured regulators) scored against published TF
+    networks, beside a degree-preserving random expectation
+    (:func:`~perturbode_core.tools.metrics.literature.literature_support`)."""
+
+    table: pd.DataFrame
+    n_edges: int = 0
+
+    title = "Literature support (published TF networks)"
+
+    @property
+    def note(self) -> str:
+        empty = self.table.attrs.get("empty", [])
+        text = ("Share of the strongest edges out of reference TFs that the reference lists (direction counts), "
+                "beside the same share when each TF's targets are shuffled keeping every gene's degree "
+                f"({self.n_edges} edges ranked, references restricted to the genes present).")
+        if empty:
+            text += f" No edge of {', '.join(empty)} joins two of these genes."
+        return text
+
+
+def literature_check(model, *, references=("collectri", "trrust"), top_k=(25, 50, 100), n_permutations: int = 1000,
+                     seed: int = 0) -> LiteratureScore:
+    """:func:`~perturbode_core.tools.metrics.literature.literature_support` of a model's network:
+    its gene-to-gene edges and its unmeasured regulators' edges to the measured genes."""
+    from perturbode_core.tools import grn
+    from perturbode_core.tools.metrics.literature import literature_support
+
+    edges = pd.concat([grn.model_edges(model)[["source", "target", "weight"]],
+                       grn.latent_edges(model)[["source", "target", "weight"]]], ignore_index=True)
+    genes = list(model.gene_names) + list(getattr(model, "latent_names", []))
+    table = literature_support(edges, genes, references=references, top_k=top_k,
+                               n_permutations=n_permutations, seed=seed)
+    return LiteratureScore(table=table, n_edges=len(edges))
 
 
 def score_predictions_of(model, data, conditions, *, settings=None, max_start_cells: int = 300,

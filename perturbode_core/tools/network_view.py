@@ -192,3 +192,34 @@ def focus_edges(G, gene_names, gene: str, *, hops: int = 1, direction: str = "bo
     df["sign"] = np.sign(df["weight"]).astype(int)
     df["rank"] = np.arange(1, len(df) + 1)
     return df
+
+
+def with_unmeasured(edges, latent, *, per_regulator: int = 5) -> pd.DataFrame:
+    """The edges plus the strongest ``per_regulator`` edges of each unmeasured regulator.
+
+    Parameters
+    ----------
+    edges
+        Edges among measured genes (``source, target, weight[, sign, rank]``).
+    latent
+        Edges of unmeasured regulators to measured genes
+        (:func:`~perturbode_core.tools.grn.latent_edges`, strongest first).
+    per_regulator
+        How many edges of each unmeasured regulator to add (0: none).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Both tables with a ``measured`` column (False for the unmeasured regulators' edges), the
+        measured edges first.
+    """
+    base = pd.DataFrame(edges).copy()
+    base["measured"] = True
+    lat = pd.DataFrame(latent)
+    if per_regulator <= 0 or lat.empty:
+        return base.reset_index(drop=True)
+    lat = lat.iloc[np.argsort(-np.abs(lat["weight"].to_numpy()), kind="stable")]
+    lat = lat.groupby("source", sort=False).head(int(per_regulator)).copy()
+    lat["measured"] = False
+    return pd.concat([base, lat[[c for c in lat.columns if c in base.columns or c == "measured"]]],
+                     ignore_index=True)

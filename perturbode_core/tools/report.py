@@ -208,11 +208,12 @@ class ReportInputs:
         ``{label: effect table}`` from :func:`~perturbode_core.tools.simulate.effect_table`.
     screens
         ``{label: ScreenResult}`` from :func:`~perturbode_core.tools.insilico_screen.run_screen`.
-    network_score, prediction_score, stability
+    network_score, prediction_score, stability, literature_score
         Typed results of :mod:`~perturbode_core.tools.evaluate` (a
         :class:`~perturbode_core.tools.evaluate.NetworkScore`, a
         :class:`~perturbode_core.tools.evaluate.PredictionScore`, whose title and note say what
-        was held out and what is in-sample, and a :func:`~perturbode_core.tools.evaluate.stability_summary`).
+        was held out and what is in-sample, a :func:`~perturbode_core.tools.evaluate.stability_summary`
+        and a :class:`~perturbode_core.tools.evaluate.LiteratureScore`).
     metrics, metric_notes
         More ``{section title: table}`` (one row per method, column ``method``); bar charts put the
         model beside the baselines. ``metric_notes[title]`` is printed under its title.
@@ -241,6 +242,7 @@ class ReportInputs:
     network_score: object | None = None
     prediction_score: object | None = None
     stability: dict | None = None
+    literature_score: object | None = None
     metrics: dict = field(default_factory=dict)
     metric_notes: dict = field(default_factory=dict)
 
@@ -257,6 +259,9 @@ class ReportInputs:
             title = "Stability over seeds (network metrics)"
             tables[title] = self.stability["spread"].reset_index(names="metric")
             notes[title] = f"{self.stability['n_runs']} runs with different seeds: mean and spread of each metric."
+        if self.literature_score is not None:
+            tables[self.literature_score.title] = self.literature_score.table
+            notes[self.literature_score.title] = self.literature_score.note
         tables.update(self.metrics)
         notes.update(self.metric_notes)
         return tables, notes
@@ -278,6 +283,12 @@ def _dataset_section(doc: _Doc, r: ReportInputs) -> None:
     if isinstance(per, pd.DataFrame):
         doc.h3("Cells per condition")
         doc.table(per, max_rows=60)
+    if r.data is not None and getattr(r.data, "escape", None) is not None:
+        doc.h3("Knockout efficiency (perturbed vs escaping cells)")
+        doc.table(r.data.escape, max_rows=60)
+    if r.data is not None and len(getattr(r.data, "set_aside", ())):
+        doc.h3("Set aside on load")
+        doc.table(r.data.set_aside, max_rows=60)
 
 
 def _training_section(doc: _Doc, r: ReportInputs) -> None:

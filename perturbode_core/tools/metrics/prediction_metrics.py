@@ -141,6 +141,15 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / den) if den > 1e-12 else np.nan
 
 
+def _top_overlap(d_pred: np.ndarray, top_obs: np.ndarray) -> float:
+    """Share of the observed top genes among the predicted top genes (same number); NaN when the
+    prediction changes nothing (no ranking to compare)."""
+    if not np.any(np.abs(d_pred) > 1e-12):
+        return float("nan")
+    top_pred = np.argsort(-np.abs(d_pred), kind="stable")[: len(top_obs)]
+    return float(len(np.intersect1d(top_pred, top_obs)) / max(len(top_obs), 1))
+
+
 def score_prediction(pred, obs, control, *, top_n: int = 20, max_cells: int | None = 1000,
                      seed: int = 0) -> dict:
     """Score one predicted population against the observed one.
@@ -161,7 +170,9 @@ def score_prediction(pred, obs, control, *, top_n: int = 20, max_cells: int | No
         ``w2`` (2-Wasserstein distance), ``energy`` (energy distance), ``mmd`` (biased MMD^2,
         RBF, median heuristic), ``pearson_delta`` (Pearson of predicted vs observed mean change
         vs control, all genes), ``pearson_delta_top`` (same over the ``top_n`` most changed
-        genes), ``mse_mean`` (mean squared error of the predicted mean profile, all genes),
+        genes), ``top_overlap`` (share of the ``top_n`` most changed genes that are also among the
+        ``top_n`` most changed in the prediction; NaN when the prediction changes nothing),
+        ``mse_mean`` (mean squared error of the predicted mean profile, all genes),
         ``mse_mean_top``, ``top_n``, ``n_pred``, ``n_obs``. The Pearson values are NaN when the
         predicted change is constant, e.g. the no-change baseline.
     """
@@ -179,6 +190,7 @@ def score_prediction(pred, obs, control, *, top_n: int = 20, max_cells: int | No
         "mmd": mmd(pred, obs, max_cells=max_cells, seed=seed),
         "pearson_delta": _pearson(d_pred, d_obs),
         "pearson_delta_top": _pearson(d_pred[top], d_obs[top]),
+        "top_overlap": _top_overlap(d_pred, top),
         "mse_mean": float(err.mean()),
         "mse_mean_top": float(err[top].mean()),
         "top_n": int(len(top)),
