@@ -100,7 +100,7 @@ def estimate(state, model_config: ModelConfig, train_config: TrainConfig, *, tim
     mem = estimate_memory(data.n_cells, data.n_genes, k, cells_per_condition=train_config.cells_per_condition,
                           batch_conditions=train_config.batch_conditions, horizon=model_config.horizon,
                           step_size=model_config.step_size, solver=model_config.solver, loss=train_config.loss,
-                          adjoint=model_config.adjoint)
+                          adjoint=model_config.adjoint, checkpoint_steps=model_config.checkpoint_steps)
     out = {"memory": mem, "n_modules": k}
     if timed:
         out.update(estimate_time(data, model_config=model_config, train_config=train_config))
