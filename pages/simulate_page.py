@@ -47,12 +47,13 @@ check = None
 if spec:
     with user_errors("gene check"):
         check = simulation.parse_and_check(spec, model.gene_names)  # names any gene the model lacks
+quick = st.toggle("Quick preview", value=True, key="sim_quick", help=simulation.PREVIEW_HELP)
 if st.button("Run simulation", type="primary", disabled=check is None, key="sim_run"):
     with user_errors("simulation"), st.spinner("Simulating…"):
         emb = data_io.embedding(data, state.data_key, "pca", state.settings.max_plot_cells)
         state.last_simulation = simulation.run_scenario(
             state, spec, condition=condition, column=None if column == "(all)" else column, values=values,
-            horizon=float(horizon), pca=emb["pca"])
+            horizon=float(horizon), pca=emb["pca"], preview=quick)
 
 sc = state.last_simulation
 if sc is not None:

@@ -14,7 +14,8 @@ state = get_state()
 st.title("Train")
 require_data(state)
 st.caption(f"Data: **{state.dataset_name}** · current model: **{state.model_source or 'none'}**. Training runs in "
-           "the background: use the other pages meanwhile; the model becomes current when it ends.")
+           f"the background on the **{training.device_label()}**: use the other pages meanwhile; the model becomes "
+           "current when it ends.")
 
 d_model, d_train = ModelConfig(), TrainConfig()
 with st.form("train_options"):

@@ -53,6 +53,13 @@ def start_training(state, *, model_config: ModelConfig | None = None, train_conf
     return job
 
 
+def device_label(device: str = "auto") -> str:
+    """Where a run with ``device`` trains, in words (the Train page's caption), e.g. ``CPU (2 threads)``."""
+    from perturbode_core.train.device import describe_device, resolve_device
+
+    return describe_device(resolve_device(device))
+
+
 def resumable_checkpoint(state) -> str | None:
     """The checkpoint a new run can continue from: the latest job's, else the current model's."""
     for path in ((state.job.checkpoint_path if state.job is not None else None), state.checkpoint_path):
