@@ -132,6 +132,11 @@ class PerturbationData:
         keep = None if conditions is None else set(conditions)
         return {iv.gene for c, ivs in self.interventions.items() if keep is None or c in keep for iv in ivs}
 
+    @property
+    def unmeasured_targets(self) -> list[str]:
+        """Perturbed genes that are not among the measured genes (the model's latent regulators)."""
+        return sorted(self.perturbed_genes() - set(self.gene_names))
+
     def cells_of(self, condition: str) -> np.ndarray:
         """Indices of the cells of ``condition``."""
         return np.flatnonzero(self.labels == condition)

@@ -81,6 +81,7 @@ def save_checkpoint(path, model: PerturbODE, *, state_dict=None, best_state_dict
         "format_version": FORMAT_VERSION,
         "model_config": model.config.to_dict(),
         "gene_names": list(model.gene_names),
+        "latent_regulators": list(model.latent_names),
         "state_dict": {k: v.detach().clone() for k, v in (state_dict or model.state_dict()).items()},
         "best_state_dict": None if best_state_dict is None else {k: v.detach().clone() for k, v in best_state_dict.items()},
         "history": _plain(list(history or [])),
@@ -231,8 +232,18 @@ def _settings(bundle: dict) -> TrainedSettings:
         events=[str(e) for e in (bundle.get("extra") or {}).get("events", [])])
 
 
+#: Parameters added after format version 1 was fixed, and inert at their initial value (zero):
+#: checkpoints written before them load with that value.
+_LATER_PARAMETERS = ("W_latent", "type_offset")
+
+
 def _build_model(bundle: dict, state: dict) -> PerturbODE:
-    model = PerturbODE(bundle["gene_names"], ModelConfig.from_dict(bundle["model_config"]))
+    model = PerturbODE(bundle["gene_names"], ModelConfig.from_dict(bundle["model_config"]),
+                       latent_regulators=bundle.get("latent_regulators") or [])
+    state = dict(state)
+    for name in _LATER_PARAMETERS:
+        if name not in state:
+            state[name] = getattr(model, name).detach().clone()
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -291,7 +302,8 @@ def model_at_last_epoch(ckpt: Checkpoint) -> PerturbODE:
     if ckpt.resume_state is None:
         raise PerturbODEError("This checkpoint holds no training state to resume from", where=str(ckpt.path),
                               fix="Start a new run instead")
-    bundle = {"gene_names": ckpt.gene_names, "model_config": ckpt.model.config.to_dict()}
+    bundle = {"gene_names": ckpt.gene_names, "model_config": ckpt.model.config.to_dict(),
+              "latent_regulators": list(ckpt.model.latent_names)}
     return _build_model(bundle, ckpt.resume_state.last_state_dict)
 
 

@@ -11,6 +11,22 @@ module; gamma > 0 is each gene's decay. Interventions act on the field per condi
   input of j is cut and it relaxes to the level v_j;
 - ``activity``: the input that regulator j gives to the modules is scaled by a factor.
 
+Targets outside the measured genes (real screens model a few thousand variable genes; a guide's
+target is often not among them) enter as *latent regulators*: each has a learned input into the
+modules, ``W_latent[:, g]`` (K), on top of ``B z``. Its level relative to control, ``l_g`` (1 in
+control cells), is what an intervention changes: a knockout sets ``l_g = 0``, a knock-down ``1 - f``,
+an overexpression ``1 + fold * shift_delta``, an activity change ``factor``; the modules then receive
+``B z + b + W_latent (l - 1)``, so the control state stays a fixed point and an unmeasured target's
+network edges are ``A diag(alpha) W_latent``. We chose an instantaneous input over a latent state
+with its own decay: the latent level is never measured, so its time constant could not be learned
+from steady-state screens, and the module input is what the data can identify. ``W_latent`` starts
+at zero: a latent regulator whose perturbation the data never showed predicts no change.
+
+Optionally (``ModelConfig.perturbation_offset``) every perturbed condition also receives a learned
+offset rate ``s_type`` (p) per intervention type: the response that all perturbed cells of a screen
+share whatever their target (delivery, selection, stress, batch: the "systematic variation" of
+perturbation screens). Without it the network must explain that shared shift with edges.
+
 All conditions of a batch are solved together: the state has shape ``(C, n, p)`` (conditions x
 cells x genes) and the intervention tensors ``(C, 1, p)`` broadcast over cells, so one ``odeint``
 call integrates everything.
@@ -27,7 +43,7 @@ import torch
 from torch import nn
 
 from perturbode_core.data.gene_stats import column_mean_std
-from perturbode_core.data.interventions import Intervention, check_genes, parse_spec
+from perturbode_core.data.interventions import INTERVENTION_TYPES, Intervention, check_genes, parse_spec
 from perturbode_core.errors import PerturbODEError, check_choice
 from perturbode_core.model import solvers
 from perturbode_core.model.activations import get_activation
@@ -44,9 +60,15 @@ class InterventionBatch:
     clamp_mask: torch.Tensor     # bool: perfect intervention on this gene
     clamp_level: torch.Tensor    # its target level (standardised units)
     activity: torch.Tensor       # factor on the gene's input to the modules (1 = untouched)
+    latent: torch.Tensor         # (C, 1, m): level - 1 of each latent (unmeasured) regulator (0 = untouched)
+    offset_weight: torch.Tensor  # (C, 1, T): share of each intervention type's offset (0 for the control)
     has_clamp: bool = field(default=False)
     has_activity: bool = field(default=False)
     has_overexpression: bool = field(default=False)
+    has_latent: bool = field(default=False)
+
+    #: The per-condition tensors (what :meth:`to` moves and :meth:`select` slices).
+    TENSORS = ("shift", "overexpression", "clamp_mask", "clamp_level", "activity", "latent", "offset_weight")
 
     @property
     def n_conditions(self) -> int:
@@ -58,8 +80,17 @@ class InterventionBatch:
         if self.shift.device == torch.device(device):
             return self
         out = copy.copy(self)
-        for name in ("shift", "overexpression", "clamp_mask", "clamp_level", "activity"):
+        for name in self.TENSORS:
             setattr(out, name, getattr(self, name).to(device))
+        return out
+
+    def select(self, positions: list[int]) -> "InterventionBatch":
+        """The sub-batch of the conditions at ``positions`` (in that order)."""
+        idx = torch.as_tensor(positions, dtype=torch.long, device=self.shift.device)
+        out = copy.copy(self)
+        out.labels = [self.labels[i] for i in positions]
+        for name in self.TENSORS:
+            setattr(out, name, getattr(self, name)[idx])
         return out
 
 
@@ -76,12 +107,15 @@ class PerturbODE(nn.Module):
         Per-gene standardisation (data units), ``z = (x - mean) / scale``.
     control_level
         The anchor: the control state in data units (mean or median of control cells).
+    latent_regulators
+        Perturbed genes that are not among ``gene_names`` (unmeasured regulators; see the module
+        docstring).
 
     Use :meth:`from_data` to set these from a dataset.
     """
 
     def __init__(self, gene_names, config: ModelConfig | None = None, *, mean=None, scale=None,
-                 control_level=None, seed: int = 0):
+                 control_level=None, latent_regulators=None, seed: int = 0):
         super().__init__()
         gene_names = [str(g) for g in gene_names]
         p = len(gene_names)
@@ -91,6 +125,12 @@ class PerturbODE(nn.Module):
         self.config = config
         self.gene_names = gene_names
         self.gene_index = {g: i for i, g in enumerate(gene_names)}
+        self.latent_names = sorted({str(g) for g in (latent_regulators or [])})
+        overlap = [g for g in self.latent_names if g in self.gene_index]
+        if overlap:
+            raise PerturbODEError(f"Latent regulator(s) {', '.join(overlap[:5])} are also measured genes",
+                                  where="latent_regulators", fix="Name only targets that are not among the genes")
+        self.latent_index = {g: i for i, g in enumerate(self.latent_names)}
         K = config.n_modules
 
         def vec(v, default):
@@ -110,6 +150,9 @@ class PerturbODE(nn.Module):
         self.log_gamma = nn.Parameter(torch.zeros(p), requires_grad=config.learn_decay)
         self.c = nn.Parameter(torch.zeros(p), requires_grad=config.anchor == "free")
         self.log_delta = nn.Parameter(torch.zeros(p), requires_grad=config.learn_shift)
+        self.W_latent = nn.Parameter(torch.zeros(K, len(self.latent_names)))
+        self.type_offset = nn.Parameter(torch.zeros(len(INTERVENTION_TYPES), p),
+                                        requires_grad=config.perturbation_offset != "none")
         if config.anchor == "free":
             with torch.no_grad():
                 self.c.copy_(self._anchored_c())
@@ -125,19 +168,27 @@ class PerturbODE(nn.Module):
         """
         rows = None if conditions is None else np.flatnonzero(np.isin(data.labels, list(conditions)))
         ctrl = data.control_cells()
-        config = (config or ModelConfig()).resolved_for(data.n_genes, len(data.perturbed_genes(conditions)))
+        targets = data.perturbed_genes(conditions)
+        latent = sorted(targets - set(data.gene_names))
+        config = (config or ModelConfig()).resolved_for(data.n_genes, len(targets))
         level = np.median(ctrl, axis=0) if config.anchor == "control_median" else ctrl.mean(0)
         mean, sd = column_mean_std(data.X, rows)
         # floor the scale so that genes with (almost) no variance do not explode in z units
         floor = max(1e-2 * float(sd.max()) if sd.size else 0.0, 1e-3)
         scale = np.maximum(sd, floor)
-        return cls(data.gene_names, config, mean=mean, scale=scale, control_level=level, seed=seed)
+        return cls(data.gene_names, config, mean=mean, scale=scale, control_level=level, latent_regulators=latent,
+                   seed=seed)
 
     # ------------------------------------------------------------------ parameters
     @property
     def n_genes(self) -> int:
         """Number of genes p."""
         return len(self.gene_names)
+
+    @property
+    def n_latent(self) -> int:
+        """Number of latent (unmeasured) regulators m."""
+        return len(self.latent_names)
 
     @property
     def n_modules(self) -> int:
@@ -195,6 +246,8 @@ class PerturbODE(nn.Module):
         mask = torch.zeros(C, 1, p, dtype=torch.bool)
         level = torch.zeros(C, 1, p)
         act = torch.ones(C, 1, p)
+        latent = torch.zeros(C, 1, self.n_latent)
+        offset_w = torch.zeros(C, 1, len(INTERVENTION_TYPES))
         ctrl_level_z = self.anchor.detach()
         out_labels = []
         for ci, pert in enumerate(perturbations):
@@ -204,9 +257,15 @@ class PerturbODE(nn.Module):
                 ivs = parse_spec(pert)
             else:
                 ivs = list(pert)
-            check_genes(ivs, self.gene_names)
+            self._check_targets(ivs)
             out_labels.append("+".join(iv.to_spec() for iv in ivs) or "control")
+            kinds = sorted({iv.kind for iv in ivs})
+            for kind in kinds:  # a combination of types shares their offsets equally
+                offset_w[ci, 0, self._offset_slot(kind)] += 1.0 / len(kinds)
             for iv in ivs:
+                if iv.gene in self.latent_index:
+                    latent[ci, 0, self.latent_index[iv.gene]] = self._latent_change(iv)
+                    continue
                 j = self.gene_index[iv.gene]
                 v = iv.resolved_value
                 if iv.kind == "knockout":
@@ -227,16 +286,48 @@ class PerturbODE(nn.Module):
                     act[ci, 0, j] = v
         return InterventionBatch(
             labels=labels or out_labels, shift=shift, overexpression=oe, clamp_mask=mask, clamp_level=level,
-            activity=act, has_clamp=bool(mask.any()), has_activity=bool((act != 1).any()),
-            has_overexpression=bool((oe != 0).any()))
+            activity=act, latent=latent, offset_weight=offset_w, has_clamp=bool(mask.any()),
+            has_activity=bool((act != 1).any()), has_overexpression=bool((oe != 0).any()),
+            has_latent=bool((latent != 0).any()))
+
+    def _check_targets(self, ivs) -> None:
+        """Refuse targets the model knows nothing about, saying why (measured genes and latent
+        regulators seen in training are known)."""
+        unknown = [iv for iv in ivs if iv.gene not in self.gene_index and iv.gene not in self.latent_index]
+        if unknown:
+            check_genes(unknown, self.gene_names)  # raises, with did-you-mean hints for typos
+        for iv in ivs:
+            if iv.gene in self.latent_index and iv.kind == "clamp":
+                raise PerturbODEError(
+                    f"{iv.gene} is not measured, so it cannot be clamped to a level", where=f"perturbation of {iv.gene}",
+                    fix=f"Use {iv.gene}:knockout, :knockdown=F, :overexpression or :activity=F")
+
+    def _latent_change(self, iv: Intervention) -> float:
+        """``level - 1`` of a latent regulator under ``iv`` (its level is 1 in control cells)."""
+        v = iv.resolved_value
+        if iv.kind == "knockout":
+            return -1.0
+        if iv.kind == "knockdown":
+            return -v
+        if iv.kind in ("overexpression", "shift"):
+            return v * self.config.shift_delta
+        return v - 1.0  # activity: a factor on its input to the modules
+
+    def _offset_slot(self, kind: str) -> int:
+        # "shared": one offset for every type (slot 0); "per_type": one slot per intervention type
+        return 0 if self.config.perturbation_offset == "shared" else INTERVENTION_TYPES.index(kind)
 
     # ------------------------------------------------------------------ dynamics
     def module_input(self, z: torch.Tensor, batch: InterventionBatch | None = None) -> torch.Tensor:
-        """B z + b, with activity interventions applied to the regulators' inputs."""
+        """B z + b, with activity interventions applied to the regulators' inputs and the inputs of
+        perturbed latent regulators added."""
         if batch is not None and batch.has_activity:
             # scaling regulator j's data-unit level by s: z' = s z + (s - 1) mean / scale
             z = z * batch.activity + (batch.activity - 1.0) * (self.mean / self.scale)
-        return z @ self.B.T + self.b
+        u = z @ self.B.T + self.b
+        if batch is not None and batch.has_latent:
+            u = u + batch.latent.to(u.device) @ self.W_latent.T
+        return u
 
     def field_constants(self, batch: InterventionBatch | None = None) -> "FieldConstants":
         """Everything in f that does not depend on the state, computed once per solve.
@@ -255,10 +346,15 @@ class PerturbODE(nn.Module):
         gamma = self.gamma
         bias = self.basal()
         keep = act = act_off = None
+        module_bias = self.b
         if batch is not None:
             batch = batch.to(dev)
             C = batch.n_conditions
             bias = bias.expand(C, 1, self.n_genes) + batch.shift
+            if self.config.perturbation_offset != "none":
+                bias = bias + batch.offset_weight @ self.type_offset
+            if batch.has_latent:
+                module_bias = self.b + batch.latent @ self.W_latent.T  # (C, 1, K)
             if batch.has_overexpression:
                 bias = bias + batch.overexpression * self.delta
             if batch.has_clamp:
@@ -267,7 +363,7 @@ class PerturbODE(nn.Module):
             if batch.has_activity:
                 act = batch.activity
                 act_off = (batch.activity - 1.0) * (self.mean / self.scale)
-        return FieldConstants(BT=self.B.T, b=self.b, AT=(self.A * self.alpha).T, gamma=gamma, bias=bias,
+        return FieldConstants(BT=self.B.T, b=module_bias, AT=(self.A * self.alpha).T, gamma=gamma, bias=bias,
                                keep=keep, act=act, act_off=act_off, sigma=self._sigma)
 
     def vector_field(self, z: torch.Tensor, batch: InterventionBatch | None = None) -> torch.Tensor:
@@ -353,8 +449,10 @@ class PerturbODE(nn.Module):
         return self.unstandardize(z).cpu().numpy()
 
     def l1_penalty(self) -> torch.Tensor:
-        """Mean absolute weight of A and B (scale-free: independent of p and K)."""
-        return self.A.abs().mean() + self.B.abs().mean()
+        """Mean absolute weight of A and of the module inputs (B and the latent regulators'
+        W_latent together): scale-free, independent of p, K and m."""
+        inputs = self.B.abs().sum() + self.W_latent.abs().sum()
+        return self.A.abs().mean() + inputs / (self.B.numel() + self.W_latent.numel())
 
     def module_weights(self) -> dict:
         """A, B, alpha, b, gene names, mean and scale as numpy arrays (for modules and plots)."""
@@ -365,6 +463,8 @@ class PerturbODE(nn.Module):
                 "alpha": self.alpha.detach().cpu().numpy().copy(),
                 "b": self.b.detach().cpu().numpy().copy(),
                 "gamma": self.gamma.detach().cpu().numpy().copy(),
+                "W_latent": self.W_latent.detach().cpu().numpy().copy(),
+                "latent_names": list(self.latent_names),
                 "gene_names": list(self.gene_names),
                 "mean": self.mean.cpu().numpy().copy(),
                 "scale": self.scale.cpu().numpy().copy(),

@@ -17,7 +17,7 @@ class FieldConstants:
     """State-independent parts of f for one solve (built by :meth:`PerturbODE.field_constants`)."""
 
     BT: torch.Tensor               # (p, K)   B transposed
-    b: torch.Tensor                # (K,)
+    b: torch.Tensor                # (K,), or (C, 1, K) with the inputs of latent (unmeasured) regulators
     AT: torch.Tensor               # (K, p)   (A diag(alpha)) transposed
     gamma: torch.Tensor            # (p,)
     bias: torch.Tensor             # (p,) or (C, 1, p): basal rate + shifts (+ gamma * level where clamped)
@@ -49,11 +49,16 @@ def field_value(z: torch.Tensor, k: FieldConstants) -> torch.Tensor:
     shape = z.shape
     zin = z if k.act is None else torch.addcmul(k.act_off, z, k.act)
     z2 = zin.reshape(-1, shape[-1])
-    if k.lowp:
+    if k.b.dim() > 1:  # per-condition module inputs (latent regulators): add them per condition block
+        u = ((z2.to(torch.bfloat16) @ k.BT).float() if k.lowp else z2 @ k.BT).view(*shape[:-1], -1) + k.b
+        u = u.reshape(z2.shape[0], -1)
+    elif k.lowp:
         u = (z2.to(torch.bfloat16) @ k.BT).float() + k.b
-        r = (k.sigma(u).to(torch.bfloat16) @ k.AT).float()
     else:
         u = torch.addmm(k.b, z2, k.BT)
+    if k.lowp:
+        r = (k.sigma(u).to(torch.bfloat16) @ k.AT).float()
+    else:
         r = torch.mm(k.sigma(u), k.AT)
     r = r.view(shape)
     f = r + k.bias if k.keep is None else torch.addcmul(k.bias, r, k.keep)

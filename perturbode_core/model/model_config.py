@@ -13,6 +13,7 @@ from perturbode_core.model.solvers import get_solver
 
 ALPHA_MODES = ("learned", "fixed")
 ANCHORS = ("control_mean", "control_median", "free")
+PERTURBATION_OFFSETS = ("none", "shared", "per_type")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class ModelConfig(OptionsMixin):
         Standard deviation of the initial weights of A and B (times 1/sqrt(fan-in)).
     learn_decay
         Learn gamma per gene (initialised at 1).
+    perturbation_offset
+        A learned rate added to the field of every perturbed condition, whatever its target: the
+        response all perturbed cells of a screen share (``shared``: one offset; ``per_type``: one
+        per intervention type, e.g. CRISPRko and CRISPRa machinery differ; ``none``).
     checkpoint_steps
         Gradient checkpointing of the fixed-step solvers: keep only the state at each solver
         step and recompute the stages in the backward pass. Activation memory drops from
@@ -77,6 +82,7 @@ class ModelConfig(OptionsMixin):
     init_scale: float = 0.5
     learn_decay: bool = True
     checkpoint_steps: bool = False
+    perturbation_offset: str = "none"
 
     def __post_init__(self):
         """Check every option once, at construction (also after ``dataclasses.replace``); raise
@@ -84,6 +90,7 @@ class ModelConfig(OptionsMixin):
         get_activation(self.activation)
         check_choice("alpha_mode", self.alpha_mode, ALPHA_MODES)
         check_choice("anchor", self.anchor, ANCHORS)
+        check_choice("perturbation_offset", self.perturbation_offset, PERTURBATION_OFFSETS)
         get_solver(self.solver)
         for name in ("horizon", "step_size", "rtol", "atol", "init_scale"):
             value = getattr(self, name)

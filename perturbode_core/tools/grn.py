@@ -33,15 +33,48 @@ def grn_matrix(model, *, alpha_mode: str = "plain", cells=None) -> np.ndarray:
     """
     check_choice("alpha_mode", alpha_mode, ALPHA_EFF_MODES)
     with torch.no_grad():
-        alpha = model.alpha
-        if alpha_mode == "jacobian":
-            if cells is None:
-                raise PerturbODEError("The average-Jacobian network needs cells", where="alpha_mode='jacobian'",
-                                      fix="Pass cells (e.g. the control cells) or use alpha_mode='plain'")
-            z = model.standardize(np.asarray(cells, dtype=np.float32))
-            alpha = alpha * model.activation_derivative(z @ model.B.T + model.b).mean(0)
-        G = (model.A * alpha) @ model.B
+        G = (model.A * _alpha_eff(model, alpha_mode, cells)) @ model.B
     return G.numpy().astype(np.float64)
+
+
+def _alpha_eff(model, alpha_mode: str, cells) -> torch.Tensor:
+    """alpha (``plain``) or alpha times the mean sigma'(B z + b) over ``cells`` (``jacobian``)."""
+    alpha = model.alpha
+    if alpha_mode == "jacobian":
+        if cells is None:
+            raise PerturbODEError("The average-Jacobian network needs cells", where="alpha_mode='jacobian'",
+                                  fix="Pass cells (e.g. the control cells) or use alpha_mode='plain'")
+        z = model.standardize(np.asarray(cells, dtype=np.float32))
+        alpha = alpha * model.activation_derivative(z @ model.B.T + model.b).mean(0)
+    return alpha
+
+
+def latent_matrix(model, *, alpha_mode: str = "plain", cells=None) -> np.ndarray:
+    """Effects of the latent (unmeasured) regulators on the measured genes, genes x latent:
+    ``A diag(alpha_eff) W_latent`` (the same reading as :func:`grn_matrix`)."""
+    check_choice("alpha_mode", alpha_mode, ALPHA_EFF_MODES)
+    with torch.no_grad():
+        alpha = _alpha_eff(model, alpha_mode, cells)
+        L = (model.A * alpha) @ model.W_latent
+    return L.numpy().astype(np.float64)
+
+
+def latent_edges(model, *, alpha_mode: str = "plain", cells=None, top_k: int | None = None) -> pd.DataFrame:
+    """Edges from the latent (unmeasured) regulators to the measured genes, strongest first:
+    ``source, target, weight, sign, rank, measured`` (``measured`` is False for every row)."""
+    columns = ["source", "target", "weight", "sign", "rank", "measured"]
+    if model.n_latent == 0:
+        return pd.DataFrame(columns=columns)
+    L = latent_matrix(model, alpha_mode=alpha_mode, cells=cells)
+    tgt, src = np.meshgrid(np.arange(L.shape[0]), np.arange(L.shape[1]), indexing="ij")
+    w = L.ravel()
+    order = np.argsort(-np.abs(w), kind="stable")
+    if top_k is not None:
+        order = order[:int(top_k)]
+    genes, latent = np.asarray(model.gene_names, dtype=object), np.asarray(model.latent_names, dtype=object)
+    return pd.DataFrame({"source": latent[src.ravel()[order]], "target": genes[tgt.ravel()[order]],
+                         "weight": w[order], "sign": np.sign(w[order]).astype(int),
+                         "rank": np.arange(1, len(order) + 1), "measured": False})[columns]
 
 
 def model_edges(model, *, alpha_mode: str = "plain", cells=None, **selection) -> pd.DataFrame:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pandas as pd
 import torch
@@ -54,13 +52,7 @@ class ConditionGroups:
         return self
 
     def sub_batch(self, cond_positions: list[int]):
-        b = self.batch
-        idx = torch.as_tensor(cond_positions, dtype=torch.long, device=b.shift.device)
-        sub = copy.copy(b)
-        sub.labels = [b.labels[i] for i in cond_positions]
-        sub.shift, sub.overexpression = b.shift[idx], b.overexpression[idx]
-        sub.clamp_mask, sub.clamp_level, sub.activity = b.clamp_mask[idx], b.clamp_level[idx], b.activity[idx]
-        return sub
+        return self.batch.select(cond_positions)
 
 
 def simulate_groups(model, groups: ConditionGroups, group_ids, z0, noise, gen, shard=None, compile=False):
