@@ -21,8 +21,8 @@ Error: max over genes of |effect - full effect|, relative to the largest full ef
 the 20 genes with the largest full effects, how many the candidate also ranks in its top 20.
 
 Models: the speed benchmark's model (2,000 genes, K = 512, random initial weights: weak coupling;
-anchored at 2, cells around it with sd 0.5) and a teacher network (2,000 genes, K = 2,000, sparse strong regulation, a control state around 2;
-what a trained model's knockouts look like).
+anchored at 2, cells around it with sd 0.5) and a teacher network (2,000 genes, K = 2,000, sparse
+strong regulation, a control state around 2; what a trained model's knockouts look like).
 """
 
 from __future__ import annotations

@@ -305,7 +305,8 @@ def run_child(kind, *args, timeout=900):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small shapes only (smoke test, ~1 min)")
-    ap.add_argument("--compile", action="store_true", help="also time training with torch.compile (1,000 and 10,000 genes)")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time training with torch.compile (1,000 and 10,000 genes)")
     ap.add_argument("--steps", type=int, default=2, help="timed steps per configuration (after a first one)")
     ap.add_argument("--device", default="auto", help="cpu, cuda or auto (default: what training would use)")
     ap.add_argument("--gpu-form", action="store_true",

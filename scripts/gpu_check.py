@@ -108,7 +108,8 @@ def check_cli(rep: Report, out: Path, device: str):
     res = cli("simulate", "--checkpoint", run / "model.pt", "--data", MYELOID, "--perturb", gene, "--out",
               out / "pred.h5ad", env={"CUDA_VISIBLE_DEVICES": ""})
     rep.add(f"perturbode simulate of that checkpoint on the CPU: exit {res.returncode} in "
-            f"{time.perf_counter() - t:.1f} s; {res.stdout.strip().splitlines()[0] if res.stdout else res.stderr[-300:]}",
+            f"{time.perf_counter() - t:.1f} s; "
+            f"{res.stdout.strip().splitlines()[0] if res.stdout.strip() else res.stderr[-300:]}",
             res.returncode == 0 and (out / "pred_effects.csv").exists())
 
 
@@ -194,8 +195,9 @@ def main() -> int:
         return 1
     device = "cpu" if dry else "cuda"
     work = Path(tempfile.mkdtemp(prefix="gpu_check_"))  # run folders: not brought back, only the tables are
-    for name, fn in (("equivalence", lambda: check_equivalence(rep, device)),
-                     ("cli", lambda: check_cli(rep, work, device)), ("multi-gpu", lambda: check_multi_gpu(rep, work, device))):
+    checks = (("equivalence", lambda: check_equivalence(rep, device)), ("cli", lambda: check_cli(rep, work, device)),
+              ("multi-gpu", lambda: check_multi_gpu(rep, work, device)))
+    for name, fn in checks:
         t = time.perf_counter()
         try:
             fn()

@@ -17,7 +17,8 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train a PerturbODE model on an .h5ad file",
                        description="Train PerturbODE. Writes RUN_DIR/model.pt (checkpoint, updated every epoch, "
                                    "resumable), RUN_DIR/history.csv (losses per epoch) and RUN_DIR/grn.csv "
-                                   "(the strongest edges, ranked; see --top-k, --matrix). Ctrl-C stops cleanly and keeps the best model.")
+                                   "(the strongest edges, ranked; see --top-k, --matrix). Ctrl-C stops cleanly "
+                                   "and keeps the best model.")
     add_data_options(p)
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="output folder (created if needed)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 200)")

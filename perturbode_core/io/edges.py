@@ -308,7 +308,8 @@ def read_matrix_npz(path) -> tuple[np.ndarray, list[str]]:
             G, genes = z["G"], [str(g) for g in z["genes"]]
     except (OSError, ValueError, KeyError) as exc:
         raise PerturbODEError(f"Not a network matrix file ({exc})", where=str(path),
-                              fix="Give an .npz written by 'perturbode grn --out FILE.npz' or 'train --matrix'") from None
+                              fix="Give an .npz written by 'perturbode grn --out FILE.npz' or by "
+                                  "'perturbode train --matrix'") from None
     G, genes = as_score_matrix(G, genes, where=str(path))
     return G, genes
 
