@@ -9,10 +9,12 @@ more conditions than the data have. It grows the conditions first (the OT loss o
 a 64 x 64 problem) and the cells per condition only when the conditions run out.
 
 Learning rate: Adam's square-root rule (Malladi et al., NeurIPS 2022, "On the SDEs and scaling
-rules for adaptive gradient algorithms"): a step k times larger, with k times fewer steps per
-epoch, follows the same training trajectory per epoch with the rate times sqrt(k). The factor is
-clipped to [1/2, 2]: the fitted ODE bounds how far one update may move the weights, and a bigger
-factor needs the rate retuned by hand. The rate changes only when it was left at its default.
+rules for adaptive gradient algorithms"): a step of k times more conditions, hence k times fewer
+updates per epoch, follows the same training trajectory per epoch with the rate times sqrt(k).
+More cells per condition leave the updates per epoch as they were (each group's loss is only less
+noisy), so they leave the rate too. The factor is clipped to [1/2, 2]: the fitted ODE bounds how
+far one update may move the weights, and a bigger factor needs the rate retuned by hand. The rate
+changes only when it was left at its default.
 
 On the CPU nothing here applies: the options are used exactly as given. Explicit values always
 win (a value equal to the default counts as not given; ``auto_batch=False`` keeps the defaults).
@@ -84,8 +86,8 @@ def choose_batch(free_bytes: int, n_genes: int, n_modules: int, *, n_conditions:
     Returns
     -------
     BatchChoice
-        Conditions and cells per step, the learning-rate factor (square-root rule, clipped) and
-        what bounded the step.
+        Conditions and cells per step, the learning-rate factor (square-root rule on the conditions
+        per step, clipped) and what bounded the step.
     """
     world = max(1, int(world))
     cap_cells = max_cells_per_condition or 10**9
@@ -109,8 +111,9 @@ def choose_batch(free_bytes: int, n_genes: int, n_modules: int, *, n_conditions:
             c = max(2, mem_cells // groups)
         elif limited == "conditions" or not vary_conditions:  # the conditions ran out (or are fixed)
             c = max(c, min(target // groups, MAX_CELL_GROWTH * c, cap_cells))
-    old = (min(batch_conditions, max(1, n_conditions)) + 1) * min(cells_per_condition, cap_cells)
-    new = (min(b, max(1, n_conditions)) + 1) * min(c, cap_cells)
+    # the rate follows the conditions per step (they set the updates per epoch), not the cells per
+    # condition (more cells only make each group's loss less noisy, with as many updates as before)
+    old, new = min(batch_conditions, max(1, n_conditions)), min(b, max(1, n_conditions))
     factor = min(MAX_LR_FACTOR, max(1.0 / MAX_LR_FACTOR, math.sqrt(new / old)))
     return BatchChoice(batch_conditions=b, cells_per_condition=c, lr_factor=factor, limited_by=limited)
 
