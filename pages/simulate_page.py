@@ -72,12 +72,13 @@ with user_errors("perturbation"):
         spec = format_spec(check)
         st.caption(f"Perturbation: `{spec}`" + (" · " + "; ".join(notes) if notes else ""))
 
+quick = st.toggle("Quick preview", value=True, key="sim_quick", help=simulation.PREVIEW_HELP)
 if st.button("Run simulation", type="primary", disabled=not check, key="sim_run"):
     with user_errors("simulation"), st.spinner("Simulating…"):
         emb = data_io.embedding(data, state.data_key, "pca", state.settings.max_plot_cells)
         state.last_simulation = simulation.run_scenario(
             state, check, condition=condition, column=None if column == "(all)" else column, values=values,
-            horizon=float(horizon), pca=emb["pca"], keep_start_perturbation=keep)
+            horizon=float(horizon), pca=emb["pca"], keep_start_perturbation=keep, preview=quick)
 
 sc = state.last_simulation
 if sc is not None:

@@ -14,8 +14,8 @@ state = get_state()
 st.title("Train")
 require_data(state)
 st.caption(f"Data: **{state.dataset_name}** · current model: **{state.current_model or 'none'}**. Training runs in "
-           "the background: use the other pages meanwhile. A finished run becomes the current model (the previous "
-           "one is kept on the Models page); a stopped run is kept and offered.")
+           f"the background on the **{training.device_label()}**: use the other pages meanwhile. A finished run becomes "
+           "the current model (the previous one is kept on the Models page); a stopped run is kept and offered.")
 model_notice(state)
 
 # the defaults are the core's (one owner: TrainConfig / ModelConfig), remembered across pages

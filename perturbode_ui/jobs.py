@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from perturbode_core.errors import PerturbODEError
+from perturbode_core.train.memory import estimate_memory  # noqa: F401  (re-exported: the Train page's estimate)
 
 log = logging.getLogger(__name__)
 
@@ -199,31 +200,6 @@ class TrainingJob:
 
 
 # ---------------------------------------------------------------------------------- estimates
-def estimate_memory(n_cells: int, n_genes: int, n_modules: int, *, cells_per_condition: int,
-                    batch_conditions: int, horizon: float, step_size: float, solver: str = "rk4",
-                    loss: str = "w2", adjoint: bool = False) -> dict:
-    """Peak memory of training, from the sizes (bytes, rough upper bound).
-
-    Terms: the expression matrix (float32), weights with Adam's two moments, the states kept for
-    back-propagation through the solver (every stage of every step, unless ``adjoint``), and the
-    cost matrices of the OT loss.
-    """
-    f32 = 4
-    data = n_cells * n_genes * f32
-    params = (2 * n_genes * n_modules + 3 * n_modules + 4 * n_genes) * f32 * 4  # weights, grads, 2 moments
-    groups = batch_conditions + 1
-    cells = groups * cells_per_condition
-    stages = {"rk4": 4, "euler": 1, "midpoint": 2, "explicit_adams": 4}.get(solver, 7)
-    steps = max(1, math.ceil(horizon / step_size)) if solver in ("rk4", "euler", "midpoint", "explicit_adams") \
-        else max(10, math.ceil(horizon / step_size))
-    # each stage stores the state (p), the module input and activation (2K) per cell
-    per_state = cells * (n_genes + 2 * n_modules) * f32
-    activations = per_state * (2 if adjoint else steps * stages * 2)
-    ot = groups * cells_per_condition ** 2 * f32 * (3 if loss == "sinkhorn" else 2)
-    total = data + params + activations + ot
-    return {"data": data, "parameters": params, "activations": activations, "ot": ot, "total": int(total * 1.2)}
-
-
 def estimate_time(data, *, model_config=None, train_config=None, train_conditions=None) -> dict:
     """Estimate training time by timing the first two steps of a real run (then stopping it).
 

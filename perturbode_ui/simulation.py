@@ -29,6 +29,12 @@ KINDS = {
 FOLD = "overexpression (fold change)"
 
 
+#: The Simulate page's help text of its quick-preview switch.
+PREVIEW_HELP = (f"On: at most {simulate.PREVIEW_CELLS} start cells and fast matrix products (bfloat16 where the "
+                "processor has AMX or on a GPU): a fraction of a second even for thousands of genes, effects within "
+                "about 0.5 % of the full solve's. Off: the full solve (every chosen start cell, float32).")
+
+
 def builder_interventions(model, cells, choices: list[tuple[str, str, float | None]], *, base=None):
     """Interventions from the builder's rows ``(gene, kind label, value)`` and notes for the page.
 
@@ -117,12 +123,16 @@ def kept_perturbation(data, condition: str | None) -> list[Intervention]:
 
 def run_scenario(state, spec, *, name: str | None = None, condition: str | None = None,
                  column: str | None = None, values=None, horizon: float | None = None,
-                 n_times: int = 21, pca: dict | None = None, keep_start_perturbation: bool = False) -> Scenario:
+                 n_times: int = 21, pca: dict | None = None, keep_start_perturbation: bool = False,
+                 preview: bool = False) -> Scenario:
     """Simulate ``spec`` (a spec string or a list of interventions) from the chosen start cells.
 
     With ``keep_start_perturbation`` the start condition's own perturbation stays on in both the
     reference and the perturbed simulation (a knockout's cells stay knocked out: a second knockout
     is a double knockout); otherwise the start cells relax as if it had been lifted.
+
+    ``preview``: the core's quick preview (fewer start cells, fast products; see
+    :func:`perturbode_core.tools.simulate.trajectories`); the start description says so.
 
     Returns a :class:`~perturbode_ui.state.Scenario` (effect table, mean/sd trajectories of the
     reference and perturbed simulations, clipped at zero, and PCA coordinates of the moving cells
@@ -135,7 +145,11 @@ def run_scenario(state, spec, *, name: str | None = None, condition: str | None 
     base = kept_perturbation(data, condition) if keep_start_perturbation else []
     combined = simulate.combine_interventions(base, ivs)
     t0 = time.perf_counter()
-    traj = simulate.trajectories(model, cells, [base or "control", combined], horizon=horizon, n_times=n_times)
+    traj = simulate.trajectories(model, cells, [base or "control", combined], horizon=horizon, n_times=n_times,
+                                 preview=preview)
+    if preview:
+        cells = cells[traj["cells"]]
+        desc += f" · quick preview: {len(cells)} cells, {traj['precision']}"
     # reuse the solve above (a 2,000-gene model spends seconds per solve)
     effects = simulate.effect_table(model, cells, combined, horizon=horizon, trajectories=traj)
     seconds = time.perf_counter() - t0

@@ -53,6 +53,13 @@ def start_training(state, *, model_config: ModelConfig | None = None, train_conf
     return job
 
 
+def device_label(device: str = "auto") -> str:
+    """Where a run with ``device`` trains, in words (the Train page's caption), e.g. ``CPU (2 threads)``."""
+    from perturbode_core.train.device import describe_device, resolve_device
+
+    return describe_device(resolve_device(device))
+
+
 def resumable_checkpoint(state) -> str | None:
     """The checkpoint a new run can continue from: the latest job's, else the current model's."""
     for path in ((state.job.checkpoint_path if state.job is not None else None), state.checkpoint_path):
@@ -99,7 +106,7 @@ def estimate(state, model_config: ModelConfig, train_config: TrainConfig, *, tim
     mem = estimate_memory(data.n_cells, data.n_genes, k, cells_per_condition=train_config.cells_per_condition,
                           batch_conditions=train_config.batch_conditions, horizon=model_config.horizon,
                           step_size=model_config.step_size, solver=model_config.solver, loss=train_config.loss,
-                          adjoint=model_config.adjoint)
+                          adjoint=model_config.adjoint, checkpoint_steps=model_config.checkpoint_steps)
     out = {"memory": mem, "n_modules": k}
     if timed:
         out.update(estimate_time(data, model_config=model_config, train_config=train_config))

@@ -24,6 +24,7 @@ def test_knockout_effect_table(app):
     gene = state.data.perturbations[0].split("+")[0].split(":")[0]
     app.multiselect(key="sim_genes").set_value([gene]).run()
     assert app.selectbox(key=f"sim_kind_{gene}").value == "knockout"
+    app.toggle(key="sim_quick").set_value(False)  # the full solve (the preview: tests/test_preview.py)
     app.button(key="sim_run").click().run()
     assert not app.exception and not app.error
     sc = state.last_simulation

@@ -1,19 +1,22 @@
-"""``perturbode grn``: export the network of a checkpoint as CSV or GraphML."""
+"""``perturbode grn``: export the network of a checkpoint as CSV, GraphML or a whole matrix (.npz)."""
 
 from __future__ import annotations
 
-from perturbode_core.cli.common import add_data_options, load_data
+from perturbode_core.cli.common import add_data_options, edge_selection, load_data, top_k_option
+from perturbode_core.io.edges import DEFAULT_TOP_K_RULE
 
 
 def register(sub) -> None:
     p = sub.add_parser("grn", help="export the inferred network of a checkpoint",
                        description="Export G = A diag(alpha) B of a trained model as ranked edges "
                                    "(source,target,weight,sign,rank). The format follows the file name: "
-                                   ".csv or .graphml.")
+                                   ".csv or .graphml (edges), .npz (the whole matrix: float32 G and gene "
+                                   "names, for large networks).")
     p.add_argument("--checkpoint", required=True, metavar="RUN_DIR/model.pt", help="trained model")
-    p.add_argument("--out", required=True, metavar="edges.csv|edges.graphml", help="output file")
+    p.add_argument("--out", required=True, metavar="edges.csv|edges.graphml|matrix.npz", help="output file")
     sel = p.add_mutually_exclusive_group()
-    sel.add_argument("--top-k", type=int, default=None, help="keep the k strongest edges")
+    sel.add_argument("--top-k", type=top_k_option, default=None, metavar="K|all",
+                     help=f"keep the k strongest edges (default: the {DEFAULT_TOP_K_RULE}; 'all': every pair)")
     sel.add_argument("--sparsity", type=float, default=None, help="keep this share of all possible edges (0-1)")
     sel.add_argument("--threshold", type=float, default=None, help="keep edges with |weight| >= threshold")
     p.add_argument("--alpha", choices=("plain", "jacobian"), default="plain",
@@ -37,14 +40,20 @@ def run(args) -> int:
         data = load_data(args)
         check_genes(model, data.gene_names, where=args.data)
         cells = data.control_cells()
-    edges = grn.model_edges(model, alpha_mode=args.alpha, cells=cells, top_k=args.top_k, sparsity=args.sparsity,
-                            threshold=args.threshold)
+    G = grn.grn_matrix(model, alpha_mode=args.alpha, cells=cells)
+    if str(args.out).lower().endswith(".npz"):
+        edge_io.write_matrix_npz(G, model.gene_names, args.out)
+        print(f"wrote the {model.n_genes} x {model.n_genes} network matrix to {args.out}")
+        return 0
+    given = args.sparsity is not None or args.threshold is not None
+    edges = edge_io.edge_table(G, model.gene_names, top_k=None if given else edge_selection(args.top_k, model.n_genes),
+                               sparsity=args.sparsity, threshold=args.threshold)
     if str(args.out).lower().endswith(".graphml"):
         edge_io.write_graphml(edges, args.out, genes=model.gene_names)
     elif str(args.out).lower().endswith(".csv"):
         edge_io.write_edges_csv(edges, args.out)
     else:
         raise PerturbODEError(f"Unknown output format of {args.out}", where="--out",
-                              fix="Name the file .csv or .graphml")
-    print(f"wrote {len(edges)} edges to {args.out}")
+                              fix="Name the file .csv, .graphml or .npz")
+    print(f"wrote {len(edges):,} edges to {args.out}")
     return 0

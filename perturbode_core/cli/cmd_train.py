@@ -7,15 +7,18 @@ import sys
 import threading
 from pathlib import Path
 
-from perturbode_core.cli.common import add_data_options, load_data, read_config_file
+from perturbode_core.cli.common import add_data_options, edge_selection, load_data, read_config_file, top_k_option
+from perturbode_core.io.edges import DEFAULT_TOP_K_RULE
 from perturbode_core.model.model_config import N_MODULES_RULE
+from perturbode_core.train.device import MATMUL_PRECISIONS
 
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a PerturbODE model on an .h5ad file",
                        description="Train PerturbODE. Writes RUN_DIR/model.pt (checkpoint, updated every epoch, "
                                    "resumable), RUN_DIR/history.csv (losses per epoch) and RUN_DIR/grn.csv "
-                                   "(ranked edges). Ctrl-C stops cleanly and keeps the best model.")
+                                   "(the strongest edges, ranked; see --top-k, --matrix). Ctrl-C stops cleanly "
+                                   "and keeps the best model.")
     add_data_options(p)
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="output folder (created if needed)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 200)")
@@ -30,14 +33,24 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue from RUN_DIR/model.pt exactly where it stopped, with its saved options "
                         "(--epochs may raise the run's length; options that conflict with the saved run are refused)")
-    p.add_argument("--top-k", type=int, default=None, help="edges written to grn.csv (default: all)")
+    p.add_argument("--top-k", type=top_k_option, default=None, metavar="K|all",
+                   help=f"edges written to grn.csv (default: the {DEFAULT_TOP_K_RULE}; 'all': every pair)")
+    p.add_argument("--matrix", action="store_true",
+                   help="also write the whole network matrix as RUN_DIR/grn_matrix.npz (float32 G and gene names)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--device", default=None, metavar="DEVICE",
-                   help="cpu (default), cuda or cuda:N: where the model and minibatches live. Under torchrun "
-                        "each process takes cuda:LOCAL_RANK")
+                   help="auto (default: a CUDA GPU when PyTorch sees one, else Apple MPS where it works, else "
+                        "the CPU), cpu, cuda, cuda:N or mps: where the model and minibatches live. Under torchrun "
+                        "each process takes cuda:LOCAL_RANK. A resumed run keeps its saved device unless given")
+    p.add_argument("--matmul-precision", default=None, choices=MATMUL_PRECISIONS,
+                   help="float32 matrix products: auto (default: TF32 on CUDA, true float32 on the CPU), "
+                        "highest, high (TF32), medium (bfloat16 where supported)")
+    p.add_argument("--no-auto-batch", action="store_true",
+                   help="on a GPU, keep the default conditions and cells per step instead of sizing the step "
+                        "to fill the GPU's memory (explicit values in --config always win)")
     p.add_argument("--compile", action="store_true",
-                   help="compile the solver step with torch.compile (~2x faster steps for 1,000+ genes after a "
-                        "one-off compilation of tens of seconds)")
+                   help="compile the solver step with torch.compile (~1.5x faster CPU steps for 1,000+ genes "
+                        "after a one-off compilation of tens of seconds)")
     p.set_defaults(func=run)
 
 
@@ -51,7 +64,8 @@ def _explicit_options(args, data) -> tuple[dict, dict, list[str] | None]:
     if args.modules is not None:
         model_opts["n_modules"] = args.modules
     given = {"epochs": args.epochs, "seed": args.seed, "val_fraction": args.val_fraction, "device": args.device,
-             "compile": True if args.compile else None}
+             "compile": True if args.compile else None, "matmul_precision": args.matmul_precision,
+             "auto_batch": False if args.no_auto_batch else None}
     train_opts.update({k: v for k, v in given.items() if v is not None})
     train_conditions = None
     if args.holdout:
@@ -76,6 +90,7 @@ def run(args) -> int:
     from perturbode_core.model import ModelConfig
     from perturbode_core.tools import grn
     from perturbode_core.train import TrainConfig, distributed, fit
+    from perturbode_core.train.device import describe_device, resolve_device
 
     data = load_data(args)
     if not data.perturbations:
@@ -101,9 +116,12 @@ def run(args) -> int:
         model_cfg, train_cfg = ModelConfig.from_dict(model_opts), TrainConfig.from_dict(train_opts)
     if distributed.launched_by_torchrun():
         # data-parallel: torchrun started one process per device; join its process group
-        train_cfg = dataclasses.replace(train_cfg, device=distributed.init_from_env(train_cfg.device))
+        train_cfg = dataclasses.replace(train_cfg, device=distributed.init_from_env(resolve_device(train_cfg.device)))
+    device = describe_device(resolve_device(train_cfg.device))  # refuses a GPU that is not there, before any work
     out.mkdir(parents=True, exist_ok=True)
     main = distributed.is_main()
+    if main and not args.quiet:
+        print(f"training on {device}", file=sys.stderr)
     if not args.resume and ckpt_path.exists() and main:
         print(f"note: overwriting {ckpt_path} (use --resume to continue it)", file=sys.stderr)
 
@@ -135,9 +153,16 @@ def run(args) -> int:
         return 0
     distributed.shutdown()
     write_text_atomic(out / "history.csv", result.history.to_csv(index=False))
-    edges = grn.model_edges(result.model, top_k=args.top_k)
+    G = grn.grn_matrix(result.model)
+    edges = edge_io.edge_table(G, result.model.gene_names, top_k=edge_selection(args.top_k, result.model.n_genes))
     edge_io.write_edges_csv(edges, out / "grn.csv")
+    written = [str(ckpt_path), str(out / "history.csv"), f"{out / 'grn.csv'} ({len(edges):,} edges)"]
+    if args.matrix:
+        written.append(str(edge_io.write_matrix_npz(G, result.model.gene_names, out / "grn_matrix.npz")))
     state = "stopped early" if result.stopped else "done"
-    print(f"{state}: best epoch {result.best_epoch}; wrote {ckpt_path}, {out / 'history.csv'}, {out / 'grn.csv'} "
-          f"({len(edges)} edges)")
+    for event in result.events:
+        if event.startswith("auto_batch"):
+            print(f"note: {event}", file=sys.stderr)
+    print(f"{state} on {device}: best epoch {result.best_epoch}; "
+          f"wrote {', '.join(written)}")
     return 0

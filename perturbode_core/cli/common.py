@@ -109,6 +109,31 @@ def data_flags(options: dict) -> list[str]:
     return out
 
 
+def top_k_option(text: str):
+    """``--top-k``: a positive number of edges, or ``all`` (every ordered pair of genes)."""
+    import argparse
+
+    if str(text).strip().lower() == "all":
+        return "all"
+    try:
+        k = int(text)
+    except ValueError:
+        k = -1
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of edges or 'all', got {text!r}")
+    return k
+
+
+def edge_selection(top_k, n_genes: int) -> int | None:
+    """The ``top_k`` an edge table is cut to: the default rule when ``--top-k`` was not given,
+    ``None`` (every pair) for ``all``, else the number given."""
+    from perturbode_core.io.edges import default_top_k
+
+    if top_k is None:
+        return default_top_k(n_genes)
+    return None if top_k == "all" else int(top_k)
+
+
 def load_data(args):
     from perturbode_core.data.dataset import load
 

@@ -6,7 +6,7 @@ Shared by the solvers (:mod:`~perturbode_core.model.solvers`) and the model
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -26,6 +26,15 @@ class FieldConstants:
     act_off: torch.Tensor | None
     sigma: object
     lowp: bool = False
+
+    def complete(self) -> "FieldConstants":
+        """The same field with every optional tensor present (no clamp: ``keep`` all ones; no
+        activity: factors 1, offsets 0). Slower eagerly (two more passes), free when compiled, and
+        one graph whatever interventions a batch holds (see ``solvers._compiled_step``)."""
+        ones = torch.ones_like(self.bias)
+        return replace(self, keep=ones if self.keep is None else self.keep,
+                       act=ones if self.act is None else self.act,
+                       act_off=torch.zeros_like(self.bias) if self.act_off is None else self.act_off)
 
     def bf16(self) -> "FieldConstants":
         # contiguous: oneDNN's AMX kernels are only picked for plain row-major bf16 operands

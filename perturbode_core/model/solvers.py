@@ -33,29 +33,31 @@ def _substeps(t: list[float], dt: float):
 # that fall between grid points, and cannot checkpoint per step; these are the textbook tableaus
 # with each stage input one fused add, outputs landing exactly on the requested times, and an
 # in-place path when no gradient is needed (simulation).
+def _axpy(z, x, a):
+    """z + a x: one fused pass for a Python float ``a`` (eager); a 0-d tensor ``a`` (the compiled
+    path, so that the step size is an input of the graph, not a constant guarded on)."""
+    return torch.add(z, x, alpha=a) if isinstance(a, float) else torch.addcmul(z, x, a)
+
+
 def _step_euler(z, h, k):
-    return torch.add(z, field_value(z, k), alpha=h)
+    return _axpy(z, field_value(z, k), h)
 
 
 def _step_midpoint(z, h, k):
     k1 = field_value(z, k)
-    return torch.add(z, field_value(torch.add(z, k1, alpha=h / 2), k), alpha=h)
+    return _axpy(z, field_value(_axpy(z, k1, h / 2), k), h)
 
 
 def _step_rk4(z, h, k):
     k1 = field_value(z, k)
-    k2 = field_value(torch.add(z, k1, alpha=h / 2), k)
-    k3 = field_value(torch.add(z, k2, alpha=h / 2), k)
-    k4 = field_value(torch.add(z, k3, alpha=h), k)
+    k2 = field_value(_axpy(z, k1, h / 2), k)
+    k3 = field_value(_axpy(z, k2, h / 2), k)
+    k4 = field_value(_axpy(z, k3, h), k)
     if torch.is_grad_enabled():
         acc = torch.add(k1, k4).add_(torch.add(k2, k3), alpha=2.0)
     else:
         acc = k1.add_(k4).add_(k2.add_(k3), alpha=2.0)
-    return torch.add(z, acc, alpha=h / 6)
-
-
-
-
+    return _axpy(z, acc, h / 6)
 
 
 _COMPILED: dict = {}
@@ -63,8 +65,22 @@ _COMPILED: dict = {}
 
 def _compiled_step(solver: str):
     """The solver step through torch.compile (inductor fuses its elementwise ops, forward and
-    backward, into a few C++ loops; the GEMMs stay in oneDNN/MKL). Falls back to the eager step,
-    with a warning, where compilation is impossible (no C++ compiler, unsupported platform)."""
+    backward; the GEMMs stay in the BLAS library).
+
+    Why it recompiled, and what keeps it from doing so (``TORCH_LOGS=recompiles`` names each guard
+    that fails): the step size was a Python float, a constant of the graph guarded on its value,
+    so every output interval of another length (time courses: the times a step's groups need)
+    compiled anew; and the field's optional tensors (clamp mask, activity factors) were present or
+    ``None`` depending on the interventions of a batch, each pattern its own graph. Here the step
+    size is a 0-d tensor input and the constants are always complete
+    (:meth:`~perturbode_core.model.kernel.FieldConstants.complete`), so the graphs depend only on
+    the state's shape and on whether gradients are recorded: a run builds about five (a first stage
+    whose input needs no gradient, the later stages, the smaller last step of an epoch, the
+    validation batch without gradients), all in its first epoch. Shapes stay static
+    (``dynamic=False``: the fastest code). Beyond dynamo's ``recompile_limit`` (8 graphs per
+    process) new shapes run eagerly. Falls back to the eager step, with a warning, where
+    compilation is impossible (no C++ compiler, unsupported platform).
+    """
     if solver not in _COMPILED:
         eager = SOLVERS[solver].step
         compiled = torch.compile(eager, dynamic=False)
@@ -72,7 +88,7 @@ def _compiled_step(solver: str):
 
         def step(z, h, k):
             if state["ok"] is False:
-                return eager(z, h, k)
+                return eager(z, h if isinstance(h, float) else float(h), k)
             try:
                 out = compiled(z, h, k)
                 state["ok"] = True
@@ -85,29 +101,30 @@ def _compiled_step(solver: str):
                 warnings.warn(f"torch.compile is not usable here ({type(exc).__name__}); running eagerly",
                               stacklevel=3)
                 state["ok"] = False
-                return eager(z, h, k)
+                return eager(z, float(h), k)
 
         _COMPILED[solver] = step
     return _COMPILED[solver]
 
 
-def _fixed_grid(z0, consts, t, dt, step, *, checkpoint=False):
+def _fixed_grid(z0, consts, t, dt, step, *, checkpoint=False, tensor_h=False):
+    """Fixed steps through the output times ``t``; ``tensor_h`` passes the step size as a 0-d
+    tensor (the compiled step)."""
     out = [z0]
     z = z0
     for h, n in _substeps(t, dt):
+        hh = torch.tensor(h, dtype=z0.dtype, device=z0.device) if tensor_h else h
         for _ in range(n):
             if checkpoint:
                 from torch.utils.checkpoint import checkpoint as ckpt
 
                 # the constants are closed over: their graph (to A, B, gamma...) is recorded once,
                 # outside the checkpoint, and gradients reach them through the recomputation
-                z = ckpt(step, z, h, consts, use_reentrant=False)
+                z = ckpt(step, z, hh, consts, use_reentrant=False)
             else:
-                z = step(z, h, consts)
+                z = step(z, hh, consts)
         out.append(z)
     return torch.stack(out)
-
-
 
 
 @dataclass(frozen=True)
@@ -156,8 +173,10 @@ def solve(z0: torch.Tensor, consts: FieldConstants, t: list[float], *, solver: s
     """
     s = get_solver(solver)
     if s.step is not None and adjoint_field is None:
-        step = _compiled_step(s.name) if compile else s.step
-        return _fixed_grid(z0.contiguous(), consts, t, step_size, step, checkpoint=checkpoint)
+        if compile:
+            return _fixed_grid(z0.contiguous(), consts.complete(), t, step_size, _compiled_step(s.name),
+                               checkpoint=checkpoint, tensor_h=True)
+        return _fixed_grid(z0.contiguous(), consts, t, step_size, s.step, checkpoint=checkpoint)
     tt = torch.as_tensor(t, dtype=torch.float32, device=z0.device)
     kwargs = {"method": s.name}
     if s.fixed_step:

@@ -147,3 +147,13 @@ def any_rank(flag: bool, device="cpu") -> bool:
     t = torch.tensor([1 if flag else 0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+def min_over_ranks(value: int, device="cpu") -> int:
+    """The smallest ``value`` over all ranks (an all-reduce with MIN), e.g. the least free GPU memory,
+    so that every rank takes the same decision."""
+    import torch.distributed as dist
+
+    t = torch.tensor([int(value)], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())

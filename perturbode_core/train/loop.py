@@ -35,7 +35,9 @@ from perturbode_core.io.checkpoint import Checkpoint, TrainedSettings
 from perturbode_core.model import ModelConfig, PerturbODE
 from perturbode_core.train import distributed as dist_
 from perturbode_core.train.allocator import tune_allocator
+from perturbode_core.train.autobatch import fill_device
 from perturbode_core.train.batches import ConditionGroups, group_loss, row_reader
+from perturbode_core.train.device import matmul_precision, resolve_device
 from perturbode_core.train.resume import resume_settings
 from perturbode_core.train.train_config import TrainConfig
 from perturbode_core.train.warmup import fit_means
@@ -147,9 +149,10 @@ def fit(
     if resumed is not None:
         run.restore(resumed)
     try:
-        stopped = run.warm_up(callback, stop) if resumed is None else False
-        if not stopped:
-            stopped = run.train(callback, stop)
+        with matmul_precision(run.cfg.matmul_precision, str(run.device)):
+            stopped = run.warm_up(callback, stop) if resumed is None else False
+            if not stopped:
+                stopped = run.train(callback, stop)
     finally:
         torch.set_num_threads(torch_threads)
     return run.result(stopped)
@@ -196,15 +199,11 @@ class _Run:
         self.checkpoint_path = checkpoint_path
         torch.manual_seed(cfg.seed)  # nothing should use the global RNG; this guards third-party code
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.device = torch.device(cfg.device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise PerturbODEError("device 'cuda' was asked for, but PyTorch sees no CUDA GPU", where="option 'device'",
-                                  fix="Use --device cpu, or install a CUDA build of PyTorch on a GPU machine")
+        self.device = torch.device(resolve_device(cfg.device))
         tune_allocator()
         self.shard = dist_.shard_info()  # (rank, world) under torchrun, else None
         model.to(self.device)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.opt = torch.optim.Adam(self.params, lr=cfg.learning_rate)
         self.step_module = dist_.wrap(model) if self.shard is not None else None
         # rows are read from the data's own array when sampled (standardised on the way), so the
         # dataset is never copied and memory does not grow with the number of cells
@@ -223,10 +222,15 @@ class _Run:
                     groups.set_means(self.rows, control_all.numpy())
         self.perturbed_groups = [g for g in range(len(self.train_groups.members))
                                  if g not in self.train_groups.control_group]
+        # on CUDA a step sized to fill the GPU (CPU: the options exactly as given)
+        sizes = [len(self.train_groups.members[g]) for g in self.perturbed_groups]
+        cfg, size_note = fill_device(cfg, model, self.device, sizes, n_start=len(control_all), shard=self.shard)
+        self.cfg = cfg
+        self.opt = torch.optim.Adam(self.params, lr=cfg.learning_rate)
         self.per_step = max(1, cfg.batch_conditions)
         self.steps_per_epoch = max(1, math.ceil(len(self.perturbed_groups) / self.per_step))
         self.history: list[dict] = []
-        self.events: list[str] = []
+        self.events: list[str] = [size_note] if size_note else []
         self.best_metric, self.best_epoch, self.bad_epochs, self.start_epoch = math.inf, None, 0, 1
         self.best_state = copy.deepcopy(model.state_dict())
         self.saves = checkpoint_path is not None and dist_.is_main()

@@ -16,7 +16,7 @@ from perturbode_core.model import ModelConfig
 from perturbode_core.train.train_config import TrainConfig
 
 #: Training options a resumed run may change: they decide how long and where it runs, not what it learns.
-RESUME_MAY_CHANGE = ("epochs", "device", "compile", "checkpoint_every", "patience")
+RESUME_MAY_CHANGE = ("epochs", "device", "compile", "matmul_precision", "auto_batch", "checkpoint_every", "patience")
 
 
 def _conflicts(saved, given, allowed=()) -> list[str]:
@@ -58,6 +58,9 @@ def resume_settings(ckpt: Checkpoint, *, model_config: ModelConfig | None = None
     if train_config is not None:
         conflicts += _conflicts(saved_train, train_config, RESUME_MAY_CHANGE)
         train = replace(saved_train, **{k: getattr(train_config, k) for k in RESUME_MAY_CHANGE})
+    # a resumed run keeps the step it ran with (a checkpoint of an auto-sized run holds the sizes
+    # chosen; an older checkpoint predates auto_batch): sizing it anew would change the run
+    train = replace(train, auto_batch=False)
     saved_conditions = list(settings.train_conditions or [])
     if train_conditions is not None and sorted(map(str, train_conditions)) != sorted(saved_conditions):
         conflicts.append("the training conditions (--holdout)")

@@ -10,6 +10,7 @@ import numpy as np
 
 from perturbode_core._options import OptionsMixin
 from perturbode_core.errors import PerturbODEError, check_choice
+from perturbode_core.train.device import MATMUL_PRECISIONS, check_device_name
 from perturbode_core.train.ot_loss import LOSSES
 
 
@@ -86,13 +87,26 @@ class TrainConfig(OptionsMixin):
     checkpoint_every
         Write the checkpoint every this many epochs (when a path is given).
     device
-        ``cpu`` (default, the tested path), ``cuda``, ``cuda:1``... The model and each minibatch
-        go there; the data stay in host memory and random draws stay on the CPU generator, so a
-        run's cell samples do not depend on the device.
+        ``auto`` (default: CUDA when PyTorch sees a GPU, else Apple's MPS where it works, else the
+        CPU; :func:`~perturbode_core.train.device.resolve_device`), ``cpu``, ``cuda``,
+        ``cuda:1``, ``mps``. The model and each minibatch go there; the data stay in host memory
+        and random draws stay on the CPU generator, so a run's cell samples do not depend on the
+        device.
     compile
-        Compile the solver step with ``torch.compile``: ~2x faster steps for 1,000+ genes on CPU
-        after a one-off compilation (tens of seconds per batch shape); off by default because
-        short runs and tests do not recover that cost.
+        Compile the solver step with ``torch.compile``: ~1.5x faster steps for 1,000+ genes on
+        CPU after a one-off compilation (tens of seconds); off by default because short runs and
+        tests do not recover that cost.
+    matmul_precision
+        Float32 matrix products: ``auto`` (default: ``high``, i.e. TF32 tensor cores, on CUDA;
+        ``highest`` elsewhere), ``highest`` (true float32), ``high`` (TF32 where the hardware
+        has it), ``medium`` (bfloat16 products where supported, also on CPUs with AMX). Applied
+        for the run and restored afterwards (:func:`~perturbode_core.train.device.matmul_precision`).
+    auto_batch
+        On CUDA, size the step to fill the GPU: ``batch_conditions`` and ``cells_per_condition``
+        left at their defaults are chosen from the GPU's free memory and the model's size, and a
+        default learning rate is scaled by Adam's square-root rule
+        (:mod:`~perturbode_core.train.autobatch`). Explicit values win; never applies on the CPU.
+        The checkpoint and the result record the values that ran.
     """
 
     _options_name: ClassVar[str] = "training"  # for error messages (not a field)
@@ -118,8 +132,10 @@ class TrainConfig(OptionsMixin):
     patience: int | None = None
     seed: int = 0
     checkpoint_every: int = 1
-    device: str = "cpu"
+    device: str = "auto"
     compile: bool = False
+    matmul_precision: str = "auto"
+    auto_batch: bool = True
 
     def __post_init__(self):
         """Check every option once, at construction (also after ``dataclasses.replace``); raise
@@ -147,9 +163,8 @@ class TrainConfig(OptionsMixin):
         if not 0 <= self.val_fraction < 1:
             raise PerturbODEError(f"val_fraction must be in [0, 1), got {self.val_fraction}",
                                   where="option 'val_fraction'", fix="Give e.g. 0.1, or 0 for none")
-        if not isinstance(self.device, str) or not (self.device == "cpu" or self.device.startswith(("cuda", "mps"))):
-            raise PerturbODEError(f"Unknown device {self.device!r}", where="option 'device'",
-                                  fix="Give cpu, cuda or cuda:N")
+        check_device_name(self.device)
+        check_choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
         if self.patience is not None and self.patience < 1:
             raise PerturbODEError("patience must be >= 1", where="option 'patience'", fix="Give e.g. 10, or none")
 
