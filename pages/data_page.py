@@ -94,7 +94,13 @@ if state.pending is not None:
                                 "efficiency; drop: also train on the perturbed cells only")
             split = r3.selectbox("Control neighbours within", [none] + columns, key="data_escape_split",
                                  help="e.g. the replicate column")
+            drugs = r3.radio("inhibition / activation read as", ["auto", "activity", "expression"], horizontal=True,
+                             key="data_activity_words",
+                             help="activity (drugs, signalling proteins): the protein's effect on its targets is "
+                                  "scaled by 0 / 2, its measured level is free. expression: knock-down / "
+                                  "overexpression of the gene. auto: activity unless a dose comes with the word")
         options = {"hvg": int(hvg) or None, "escapees": escapees, "layer": None if layer == "X" else layer,
+                   "activity_synonyms": {"auto": "auto", "activity": "yes", "expression": "no"}[drugs],
                    "condition_key": None if condition_key == none else condition_key,
                    "escape_split_key": None if split == none else split}
         if guides != none:

@@ -57,14 +57,16 @@ with user_errors("training options"):
                                cells_per_condition=int(cells), batch_conditions=int(batch), val_fraction=float(val),
                                seed=int(seed))
 if do_estimate:
-    with user_errors("estimate"), st.spinner("Timing two training steps…"):
+    with user_errors("estimate"), st.spinner("Timing a few training steps…"):
         state.train_estimate = training.estimate(state, model_config, train_config)
 if state.train_estimate:
     e = state.train_estimate
     mem = f"**{e['memory']['total'] / 2**20:,.0f} MB** of memory for {e['n_modules']} modules"
     if e.get("seconds") is not None:
         secs = f"{e['seconds']:.1f}" if e["seconds"] < 10 else f"{e['seconds']:,.0f}"
-        st.info(f"Estimate: about **{secs} s** ({e['steps']} steps of {e['step_seconds'] * 1000:.0f} ms) and {mem}.")
+        means = f"the condition means ({e['means_seconds']:.0f} s), then " if e.get("means_seconds") else ""
+        st.info(f"Estimate: about **{secs} s**: {means}{e['steps']} cell steps of "
+                f"{e['step_seconds'] * 1000:.0f} ms; {mem}.")
     else:
         st.info(f"Estimate: {mem}.")
 if do_start:
@@ -82,7 +84,11 @@ def live():
     snap = job.snapshot()
     p = snap.progress
     text = f"{job.label}: {snap.status}"
-    if p is not None:
+    if p is not None and p.phase == "means":  # phase one (epoch 0): the mean shift of every condition
+        text += f" · fitting the condition means, step {p.step}/{p.steps_per_epoch} · mean error {p.loss:.4g}"
+        if snap.status == "running" and p.eta is not None:
+            text += f" · about {p.eta:.0f} s left in this phase, then {p.epochs} epochs on the cells"
+    elif p is not None:
         text += f" · epoch {p.epoch}/{p.epochs} · loss {p.loss:.4g}"
         if snap.status == "running" and p.eta is not None:
             text += f" · about {p.eta:.0f} s left"

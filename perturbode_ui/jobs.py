@@ -14,6 +14,7 @@ This module does not import streamlit: it is tested directly.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import threading
@@ -159,6 +160,8 @@ class TrainingJob:
         total_steps = max(p.epochs * p.steps_per_epoch, 1)
         with self._lock:
             self._progress = p
+            if p.phase == "means":  # the means phase: progress only; the loss curve is the cell phase's
+                return
             self._history.append({
                 "step": (p.epoch - 1) * p.steps_per_epoch + p.step,
                 "epoch": p.epoch - 1 + p.step / max(p.steps_per_epoch, 1),
@@ -201,33 +204,41 @@ class TrainingJob:
 
 # ---------------------------------------------------------------------------------- estimates
 def estimate_time(data, *, model_config=None, train_config=None, train_conditions=None) -> dict:
-    """Estimate training time by timing the first two steps of a real run (then stopping it).
+    """Estimate training time by timing steps of a real run (then stopping it).
 
-    Returns ``{"seconds", "step_seconds", "steps", "setup_seconds"}``. Costs about two steps.
+    Times two steps of the means phase (when it runs) and two steps of the cell phase, then
+    extrapolates: setup + ``warmup_steps`` x a means step + epochs x steps per epoch x a cell step.
+    Returns ``{"seconds", "step_seconds", "steps", "setup_seconds", "means_seconds"}``
+    (``step_seconds`` and ``steps``: the cell phase).
     """
     from perturbode_core.train import TrainConfig, fit
 
     cfg = copy.deepcopy(train_config) if train_config is not None else TrainConfig()
-    epochs = cfg.epochs
+    epochs, warmup = cfg.epochs, max(0, int(cfg.warmup_steps))
+    timed = dataclasses.replace(cfg, warmup_steps=min(warmup, 2))  # two means steps time one
     stop = threading.Event()
-    seen: list = []
+    seen: dict[str, list] = {"means": [], "cells": []}
     t0 = time.perf_counter()
 
     def cb(p):
-        seen.append((time.perf_counter() - t0, p))
-        if len(seen) >= 2:
+        seen[p.phase].append((time.perf_counter() - t0, p))
+        if len(seen["cells"]) >= 2:
             stop.set()
 
-    fit(data, model_config=copy.deepcopy(model_config), train_config=cfg,
+    fit(data, model_config=copy.deepcopy(model_config), train_config=timed,
         train_conditions=train_conditions, callback=cb, stop=stop)
-    if not seen:
-        return {"seconds": None, "step_seconds": None, "steps": 0, "setup_seconds": None}
-    p = seen[-1][1]
-    first = seen[0][0]
-    step = (seen[1][0] - seen[0][0]) if len(seen) > 1 else first
+    cells = seen["cells"]
+    if not cells:
+        return {"seconds": None, "step_seconds": None, "steps": 0, "setup_seconds": None, "means_seconds": None}
+    means = seen["means"]
+    means_step = (means[-1][0] - means[0][0]) / (len(means) - 1) if len(means) > 1 else 0.0
+    setup = means[0][0] - means_step if means else cells[0][0]
+    p = cells[-1][1]
+    step = (cells[1][0] - cells[0][0]) if len(cells) > 1 else cells[0][0]
     steps = epochs * p.steps_per_epoch
     # validation costs about one forward pass of the held-out conditions per epoch
     val_share = cfg.val_fraction / max(1e-9, 1 - cfg.val_fraction)
-    seconds = first + step * (steps - 1) + epochs * step * 0.4 * val_share
+    means_seconds = means_step * warmup
+    seconds = max(setup, 0.0) + means_seconds + step * steps + epochs * step * 0.4 * val_share
     return {"seconds": float(seconds), "step_seconds": float(step), "steps": int(steps),
-            "setup_seconds": float(max(first - step, 0.0))}
+            "setup_seconds": float(max(setup, 0.0)), "means_seconds": float(means_seconds)}

@@ -152,7 +152,9 @@ def _job_progress_fragment(state) -> None:
         return
     snap = job.snapshot()
     if snap.status == "running":
-        st.progress(snap.fraction, text=f"Training {job.label}: {snap.fraction:.0%}")
+        means = snap.progress is not None and snap.progress.phase == "means"
+        what = "fitting the condition means" if means else "training"
+        st.progress(snap.fraction, text=f"{job.label}: {what}, {snap.fraction:.0%}")
     else:
         # the job ended: rerun the whole app once so every page sees the new model
         if state.sync_job():

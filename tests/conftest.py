@@ -57,7 +57,7 @@ def trained(teacher_data):
     """A model trained on all but two knockouts of the teacher (held out for prediction tests)."""
     held = ["G003", "G007"]
     train_conditions = [c for c in teacher_data.conditions if c not in held]
-    cfg = TrainConfig(epochs=60, learning_rate=0.02, cells_per_condition=32, batch_conditions=12, seed=0)
+    cfg = TrainConfig(epochs=60, cells_per_condition=32, batch_conditions=12, seed=0)  # the default rates
     result = fit(teacher_data, train_config=cfg, train_conditions=train_conditions)
     result.heldout = held
     return result

@@ -89,7 +89,7 @@ def test_full_loop_in_the_browser(server, browser, tmp_path):
         page.get_by_role("button", name="Start training").click()
         page.get_by_role("button", name="Stop").wait_for(timeout=60_000)
         first = -1
-        for _ in range(60):  # progress is polled every second by a fragment
+        for _ in range(240):  # progress is polled every second; the means phase (epoch 0) comes first
             first = _epoch(_progress_text(page))
             if first >= 1:
                 break
@@ -278,12 +278,13 @@ def test_real_screen_in_the_browser(server, browser):
         _shot(page, "real_screen_data")
         shots.open_page(page, "Network")
         page.get_by_text("genes", exact=True).first.click()  # 299 genes open on the module view
+        # the gene view's caption first: until it shows, the module view's figure may still be there
+        page.get_by_text(re.compile(r"Not measured \(open diamonds\): ATF2")).first.wait_for()
         shots.wait_idle(page)
         page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.wait_for()
         legend = page.locator('[data-testid="stPlotlyChart"] .legendtext').evaluate_all(
             "els => els.map(e => e.textContent)")  # SVG text: no innerText
         assert "not measured" in legend, legend
-        page.get_by_text(re.compile(r"Not measured \(open diamonds\): ATF2")).first.wait_for()
         _shot(page, "real_screen_network")
         shots.open_page(page, "Evaluate")
         page.get_by_role("heading", name="Literature support").wait_for()

@@ -107,7 +107,7 @@ def test_activation_memory_formula_matches_what_autograd_saves():
 
     for p, K, ck in [(120, 40, False), (240, 40, False), (120, 90, False), (120, 40, True)]:
         m = PerturbODE([f"g{i}" for i in range(p)], ModelConfig(n_modules=K, checkpoint_steps=ck), seed=0)
-        batch = m.encode(["g1"] * 3)
+        batch = m.encode(["control", "g1", "g1"])  # holds its control row: no paired row added
         measured = (saved_bytes(m, batch, 48) - saved_bytes(m, batch, 16)) / (3 * 32)
         formula = activation_bytes_per_cell(p, K, horizon=m.config.horizon, step_size=m.config.step_size,
                                             checkpoint_steps=ck)

@@ -104,6 +104,25 @@ def test_estimates(teacher_data):
     assert adj["activations"] < big["activations"]
     est = estimate_time(teacher_data, train_config=TrainConfig(epochs=50, **QUICK))
     assert est["seconds"] > 0 and est["steps"] == 50 * 2 and est["step_seconds"] > 0
+    # the means phase (1000 steps by default) is timed and counted, not left out
+    assert est["means_seconds"] > 0
+    assert est["seconds"] >= est["means_seconds"] + est["steps"] * est["step_seconds"]
+    cold = estimate_time(teacher_data, train_config=TrainConfig(epochs=50, warmup_steps=0, **QUICK))
+    assert cold["means_seconds"] == 0 and cold["steps"] == 50 * 2
+
+
+def test_means_phase_shows_progress_but_not_in_the_loss_curve(teacher_data, tmp_path):
+    seen = []
+    job = TrainingJob(teacher_data, checkpoint_path=tmp_path / "m.pt",
+                      train_config=TrainConfig(epochs=1, warmup_steps=50, **QUICK))
+    original = job._on_progress
+    job._on_progress = lambda p: (seen.append((p.phase, job.snapshot().fraction)), original(p))
+    job.start()
+    assert job.join(60)
+    phases = [ph for ph, _ in seen]
+    assert phases[:50] == ["means"] * 50 and set(phases[50:]) == {"cells"}
+    snap = job.snapshot()
+    assert len(snap.history) == snap.progress.steps_per_epoch  # one epoch of cell steps, no means steps
 
 
 def test_state_invalidates_and_cleans_up(teacher_data):

@@ -12,8 +12,10 @@ from perturbode_core.datasets.teacher import teacher_edges
 
 
 def _decay_model(solver="rk4", gamma=0.7):
+    # the plain ODE (no paired-control correction, fixed shift strength): exact solutions apply
     p = 5
-    m = PerturbODE([f"g{i}" for i in range(p)], ModelConfig(n_modules=3, solver=solver, step_size=0.1),
+    m = PerturbODE([f"g{i}" for i in range(p)], ModelConfig(n_modules=3, solver=solver, step_size=0.1,
+                                                                   paired_control=False, learn_shift=False),
                    mean=np.zeros(p), scale=np.ones(p), control_level=np.full(p, 2.0))
     with torch.no_grad():
         m.A.zero_()  # no regulation: pure decay towards the anchored control level

@@ -66,7 +66,7 @@ def test_cli_resume_continues_as_saved_and_refuses_conflicts(teacher_h5ad, tmp_p
 def test_fit_resume_refuses_conflicting_options_by_name(teacher_data, tmp_path):
     cfg = TrainConfig(epochs=2, cells_per_condition=8)
     fit(teacher_data, train_config=cfg, checkpoint_path=tmp_path / "m.pt")
-    with pytest.raises(PerturbODEError, match=r"l1 \(saved 0.1, given 0.5\)"):
+    with pytest.raises(PerturbODEError, match=r"l1 \(saved 0.03, given 0.5\)"):
         fit(teacher_data, train_config=TrainConfig(epochs=3, cells_per_condition=8, l1=0.5), resume=tmp_path / "m.pt")
     with pytest.raises(PerturbODEError, match="activation"):
         fit(teacher_data, model_config=ModelConfig(activation="tanh"), resume=tmp_path / "m.pt")

@@ -47,15 +47,34 @@ def test_a_label_mixing_inhibition_and_activation_is_split_into_one_condition_ea
     labels = ["control"] * 4 + ["PKC"] * 6
     types = ["control"] * 4 + ["inhibition"] * 3 + ["activation"] * 3
     with pytest.warns(PerturbODEInfo, match="PKC -> PKC:activity=0, PKC:activity=2"):
-        d = from_anndata(_adata(labels, genes=("PKC", "RAF", "MEK"), intervention_type=types), activity_synonyms=True)
+        d = from_anndata(_adata(labels, genes=("PKC", "RAF", "MEK"), intervention_type=types))  # the default: auto
     assert d.conditions == ["control", "PKC:activity=0", "PKC:activity=2"]
     assert [(iv.kind, iv.value) for iv in d.interventions["PKC:activity=2"]] == [("activity", ACTIVATION_FACTOR)]
     assert d.labels[4:7].tolist() == ["PKC:activity=0"] * 3 and d.labels[7:].tolist() == ["PKC:activity=2"] * 3
     for cond, ivs in d.interventions.items():  # every new label parses back to exactly its interventions
         assert parse_spec(cond) == ivs
     # read as CRISPR words, the same file gives knock-down and overexpression conditions
-    d2 = from_anndata(_adata(labels, genes=("PKC", "RAF", "MEK"), intervention_type=types))
+    d2 = from_anndata(_adata(labels, genes=("PKC", "RAF", "MEK"), intervention_type=types), activity_synonyms="no")
     assert d2.conditions == ["control", "PKC:knockdown=0.5", "PKC:overexpression=1"]
+    assert from_anndata(_adata(labels, genes=("PKC", "RAF", "MEK"), intervention_type=types),
+                        activity_synonyms=False).conditions == d2.conditions  # the older spelling
+
+
+def test_inhibition_with_a_dose_is_a_knockdown_without_one_an_activity_change():
+    from perturbode_core.data.interventions import Intervention
+
+    assert parse_spec("PKC:inhibition") == [Intervention("PKC", "activity", None)]  # factor 0, the default
+    assert parse_spec("PKC:activation") == [Intervention("PKC", "activity", ACTIVATION_FACTOR)]
+    assert parse_spec("PKC:inhibition=0.7") == [Intervention("PKC", "knockdown", 0.7)]  # a value: a fraction
+    assert parse_spec("PKC:inhibition=0.7", activity_synonyms="yes") == [Intervention("PKC", "activity", 0.7)]
+    assert parse_spec("PKC:activation", activity_synonyms="no") == [Intervention("PKC", "overexpression", None)]
+    labels = ["control"] * 4 + ["PKC"] * 6
+    ad = _adata(labels, genes=("PKC", "RAF", "MEK"), intervention_type=["control"] * 4 + ["inhibition"] * 6)
+    ad.obs["dose"] = [0.0] * 4 + [0.3] * 3 + [0.9] * 3
+    d = from_anndata(ad, dose_key="dose")  # a dose column: knock-down fractions
+    assert sorted(d.conditions) == ["PKC:knockdown=0.3", "PKC:knockdown=0.9", "control"]
+    with pytest.raises(PerturbODEError, match="Unknown reading of inhibition"):
+        from_anndata(ad, activity_synonyms="maybe")
 
 
 def test_conditions_keyed_by_their_own_column_let_one_target_appear_twice():
@@ -250,5 +269,10 @@ def test_data_flags_and_options_are_one_table():
     assert {k: parsed[k] for k in options} == options
     defaults = data_options(build_parser().parse_args(["train", "--data", "x.h5ad", "--out", "run"]))
     assert defaults["pool_guides"] is True and defaults["escapees"] == "keep" and defaults["strict_targets"] is False
+    assert defaults["activity_synonyms"] == "auto"
+    # a saved older value (a switch then) becomes the flag's spelling now
+    assert data_flags({"activity_synonyms": False}) == ["--activity-synonyms", "no"]
+    assert data_flags({"activity_synonyms": True}) == ["--activity-synonyms", "yes"]
+    assert data_flags({"activity_synonyms": "auto"}) == []
     with pytest.raises(PerturbODEError, match="Unknown data option"):
         data_flags({"colour": "red"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from perturbode_core.data.interventions import activity_words_mode
 from perturbode_core.errors import PerturbODEError
 from perturbode_core.io.files import check_input_file
 
@@ -21,6 +22,7 @@ class DataFlag:
     metavar: str | None = None
     choices: tuple | None = None
     invert: bool = False         # a switch that sets the keyword to False
+    canonical: object = None     # value -> the spelling the flag takes (older saved values)
 
 
 #: Every data option of ``train``, ``simulate`` and ``benchmark``: the one table that builds the
@@ -40,9 +42,11 @@ DATA_FLAGS = (
              "overexpression fold, activity factor)", metavar="COLUMN"),
     DataFlag("--default-intervention", "default_intervention", "intervention type when obs has no type column "
              "(knockout, knockdown, overexpression, shift; default: knockout)", default="knockout", metavar="TYPE"),
-    DataFlag("--activity-synonyms", "activity_synonyms", "read inhibition / activation as the activity type "
-             "(drugs, signalling proteins: factor 0 / 2) instead of knock-down / overexpression", type=None,
-             default=False),
+    DataFlag("--activity-synonyms", "activity_synonyms", "how inhibition / activation (inhibitor / activator) "
+             "are read: auto (default) as the activity type (drugs, signalling proteins: factor 0 / 2) unless a "
+             "dose comes with them, then as knock-down fraction / overexpression fold; yes: always activity; "
+             "no: always knock-down / overexpression", default="auto", choices=("auto", "yes", "no"),
+             canonical=activity_words_mode),
     DataFlag("--layer", "layer", "read expression from this layer instead of X (e.g. counts, with --normalize)"),
     DataFlag("--normalize", "normalize", "normalise raw counts (normalize_total + log1p) before use; the counts "
              "are kept as a layer", type=None, default=False),
@@ -100,6 +104,8 @@ def data_flags(options: dict) -> list[str]:
     out: list[str] = []
     for key, value in options.items():
         f = by_keyword[key]
+        if f.canonical is not None:
+            value = f.canonical(value)
         if value == f.default:
             continue
         if f.type is None:

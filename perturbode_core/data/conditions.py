@@ -53,7 +53,7 @@ def read_conditions(obs: pd.DataFrame, targets: np.ndarray, control: str, *, per
                     condition_values: np.ndarray | None = None, condition_name: str = "condition",
                     intervention_type_key: str = "intervention_type",
                     dose_key: str | None = None, default_intervention: str = "knockout",
-                    activity_synonyms: bool = False, where: str = "AnnData") -> Conditions:
+                    activity_synonyms="auto", where: str = "AnnData") -> Conditions:
     """The conditions of a screen (see the module docstring).
 
     Parameters
@@ -73,10 +73,11 @@ def read_conditions(obs: pd.DataFrame, targets: np.ndarray, control: str, *, per
     default_intervention
         The type when there is no type column.
     activity_synonyms
-        Read ``inhibition`` / ``activation`` as the activity type.
+        How ``inhibition`` / ``activation`` are read (``auto``, ``yes``, ``no``: see
+        :data:`~perturbode_core.data.interventions.ACTIVITY_WORD_MODES`).
     """
     default = resolve_type(default_intervention, where="default intervention type",
-                           activity_synonyms=activity_synonyms)
+                           activity_synonyms=activity_synonyms, has_value=dose_key is not None)
     kinds, values = _cell_types(obs, targets, control, intervention_type_key, dose_key, default,
                                 activity_synonyms, where)
     if condition_values is None:
@@ -95,7 +96,8 @@ def _cell_types(obs, targets, control, type_key, dose_key, default, activity_syn
     if type_key in obs.columns:
         raw = obs[type_key].astype(str).to_numpy()
         for word in pd.unique(raw[perturbed]):
-            kind, value = resolve_type(word, where=f"{where}, obs[{type_key!r}]", activity_synonyms=activity_synonyms)
+            kind, value = resolve_type(word, where=f"{where}, obs[{type_key!r}]", activity_synonyms=activity_synonyms,
+                                       has_value=dose_key is not None)
             hit = perturbed & (raw == word)
             kinds[hit], values[hit] = kind, value
     if dose_key is not None:

@@ -214,7 +214,7 @@ def from_anndata(
     intervention_type_key: str = "intervention_type",
     dose_key: str | None = None,
     default_intervention: str = "knockout",
-    activity_synonyms: bool = False,
+    activity_synonyms: str | bool = "auto",
     time_key: str = "time",
     layer: str | None = None,
     normalize: bool = False,
@@ -259,8 +259,10 @@ def from_anndata(
     default_intervention
         The type used when that column is absent.
     activity_synonyms
-        Read ``inhibition`` / ``activation`` as the *activity* type (drugs, signalling proteins):
-        factor 0 and 2.
+        How ``inhibition`` / ``activation`` are read: ``auto`` (default) as the *activity* type
+        (drugs, signalling proteins: factor 0 and 2) unless a dose comes with them, then as
+        knock-down fraction / overexpression fold; ``yes`` (or True) always activity; ``no`` (or
+        False) never.
     time_key
         Optional ``obs`` column with the sampling time of each cell (time-course data).
     layer

@@ -14,10 +14,11 @@ Types (DESIGN section 2):
 ``shift`` (value = added rate in standardised units per unit time, default 1)
     Soft intervention: ``f_j += value``.
 ``activity`` (value = factor on the target's effect on others, default 0)
-    Drug-like: the target's own level is free but its column of B is scaled by ``value``. Read
-    with ``activity_synonyms``, ``inhibition`` / ``inhibitor`` mean factor 0 and ``activation`` /
-    ``activator`` factor :data:`ACTIVATION_FACTOR` (2), so an inhibited and an activated protein
-    are different interventions.
+    Drug-like: the target's own level is free but its column of B is scaled by ``value``.
+    ``inhibition`` / ``inhibitor`` mean factor 0 and ``activation`` / ``activator`` factor
+    :data:`ACTIVATION_FACTOR` (2), so an inhibited and an activated protein are different
+    interventions; by default only when no value comes with the word (a value: knock-down
+    fraction / overexpression fold; see :data:`ACTIVITY_WORD_MODES`).
 
 A perturbation label joins targets with ``+``; each target may carry its own type and value:
 ``GATA1``, ``GATA1+SPI1``, ``GATA1:knockout+SPI1:overexpression=2``, ``TP53:knockdown=0.8``.
@@ -80,14 +81,38 @@ ACTIVATION_FACTOR = 2.0
 PERFECT_TYPES = ("knockout", "knockdown", "clamp")
 
 
-def normalise_type(name: str, *, where: str = "intervention type", activity_synonyms: bool = False) -> str:
+#: How ``inhibition`` / ``activation`` (and ``inhibitor`` / ``activator``) are read: ``auto`` (the
+#: default) as the activity type unless a value comes with them (a dose column, ``GENE:inhibition=0.7``),
+#: then as knock-down / overexpression of that value; ``yes`` always as activity; ``no`` never.
+#: Why activity by default: a drug changes a protein's activity, not its measured level (an
+#: inhibitor can even raise its target's level through feedback); a value names a fraction or a fold.
+ACTIVITY_WORD_MODES = ("auto", "yes", "no")
+
+
+def activity_words_mode(value) -> str:
+    """``activity_synonyms`` as one of :data:`ACTIVITY_WORD_MODES` (True / False / None are accepted)."""
+    if value is None:
+        return "auto"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    mode = str(value).strip().lower()
+    if mode not in ACTIVITY_WORD_MODES:
+        raise PerturbODEError(f"Unknown reading of inhibition / activation: {value!r}", where="activity_synonyms",
+                              fix=f"Use one of {', '.join(ACTIVITY_WORD_MODES)}")
+    return mode
+
+
+def normalise_type(name: str, *, where: str = "intervention type", activity_synonyms="auto",
+                   has_value: bool = False) -> str:
     """Map an intervention type or one of its synonyms onto one of :data:`INTERVENTION_TYPES`.
 
-    With ``activity_synonyms=True``, ``inhibition`` and ``activation`` mean the *activity* type
-    (signalling proteins and drugs) instead of knock-down and overexpression.
+    ``inhibition`` and ``activation`` mean the *activity* type (signalling proteins and drugs)
+    or knock-down and overexpression, as :data:`ACTIVITY_WORD_MODES` says (``has_value``: a value
+    comes with the word).
     """
     key = str(name).strip().lower()
-    if activity_synonyms and key in _ACTIVITY_WORDS:
+    mode = activity_words_mode(activity_synonyms)
+    if key in _ACTIVITY_WORDS and (mode == "yes" or (mode == "auto" and not has_value)):
         return "activity"
     if key in SYNONYMS:
         return SYNONYMS[key]
@@ -102,12 +127,12 @@ def normalise_type(name: str, *, where: str = "intervention type", activity_syno
 _ACTIVITY_WORDS = ("inhibition", "activation", "inhibitor", "activator")
 
 
-def resolve_type(name: str, *, where: str = "intervention type",
-                 activity_synonyms: bool = False) -> tuple[str, float | None]:
+def resolve_type(name: str, *, where: str = "intervention type", activity_synonyms="auto",
+                 has_value: bool = False) -> tuple[str, float | None]:
     """The type of ``name`` (as :func:`normalise_type`) and the value the word itself implies:
     :data:`ACTIVATION_FACTOR` for ``activation`` / ``activator`` read as the activity type, else None
     (the type's default)."""
-    kind = normalise_type(name, where=where, activity_synonyms=activity_synonyms)
+    kind = normalise_type(name, where=where, activity_synonyms=activity_synonyms, has_value=has_value)
     word = str(name).strip().lower()
     value = ACTIVATION_FACTOR if kind == "activity" and word in ("activation", "activator") else None
     return kind, value
@@ -141,7 +166,7 @@ class Intervention:
 
 
 def parse_spec(spec: str, *, default_kind: str = "knockout", where: str = "perturbation",
-               activity_synonyms: bool = False, default_value: float | None = None) -> list[Intervention]:
+               activity_synonyms="auto", default_value: float | None = None) -> list[Intervention]:
     """Parse ``GENE[:TYPE[=VALUE]][+GENE2...]`` into a list of :class:`Intervention`.
 
     Parameters
@@ -153,7 +178,8 @@ def parse_spec(spec: str, *, default_kind: str = "knockout", where: str = "pertu
     where
         Where the spec came from, for error messages.
     activity_synonyms
-        Read ``inhibition`` / ``activation`` as the activity type (see :func:`resolve_type`).
+        How ``inhibition`` / ``activation`` are read (:data:`ACTIVITY_WORD_MODES`; ``auto``: the
+        activity type unless a value comes with the word).
     default_value
         Value of targets that name neither a type nor a value (e.g. a dose column).
     """
@@ -172,7 +198,8 @@ def parse_spec(spec: str, *, default_kind: str = "knockout", where: str = "pertu
         kind, value = default_kind, default_value
         if rest:
             kind_name, _, value_text = rest.partition("=")
-            kind, value = resolve_type(kind_name, where=f"{where} {spec!r}", activity_synonyms=activity_synonyms)
+            kind, value = resolve_type(kind_name, where=f"{where} {spec!r}", activity_synonyms=activity_synonyms,
+                                       has_value=bool(value_text.strip()) or default_value is not None)
             if value_text.strip():
                 try:
                     value = float(value_text)

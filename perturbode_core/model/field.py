@@ -404,7 +404,7 @@ class PerturbODE(nn.Module):
         return field_value(z, self.field_constants(batch))
 
     def integrate(self, z0: torch.Tensor, batch: InterventionBatch, times, *, noise: float = 0.0,
-                  generator: torch.Generator | None = None, noise_rows: tuple[int, int] | None = None,
+                  generator: torch.Generator | None = None, noise_rows: tuple | None = None,
                   precision: str = "float32", compile: bool = False) -> torch.Tensor:
         """Integrate standardised states.
 
@@ -424,6 +424,9 @@ class PerturbODE(nn.Module):
             ``(total, first)``: this batch is rows ``first:first + C`` of a batch of ``total``
             conditions; noise is drawn for all ``total`` and sliced, so a data-parallel rank
             draws exactly what a single process would (see :mod:`perturbode_core.train.distributed`).
+            ``(total, first, ref)``: as well, the global row whose noise the paired-control
+            reference gets when this block lacks its control row (the control's row in the
+            whole batch, so the reference equals the single-process one).
         precision
             ``float32`` (default) or ``bfloat16``: the two matrix products in bfloat16 with float32
             accumulation and a float32 state (AMX / tensor cores; ~1e-2 relative error in f).
@@ -444,14 +447,20 @@ class PerturbODE(nn.Module):
         # (the batch's own control row when it has one, else one added), plus the start state
         batch = batch.to(self.A.device)
         neutral = batch.neutral_rows()
+        rows = None if noise_rows is None else tuple(noise_rows[:2])
         if z0.dim() == 2 and neutral:
-            traj = self._solve(z0, batch, times, noise, generator, noise_rows, precision, compile)
+            traj = self._solve(z0, batch, times, noise, generator, rows, precision, compile)
             ref = traj[:, neutral[0]:neutral[0] + 1]
         else:
             C = batch.n_conditions
             starts = z0 if z0.dim() == 3 else z0.unsqueeze(0)
+            if noise_rows is not None:  # this rank's rows, then the reference's (see noise_rows)
+                total, first = noise_rows[:2]
+                ref_row = noise_rows[2] if len(noise_rows) > 2 else total
+                rows = (total + (len(noise_rows) < 3),
+                        list(range(first, first + C)) + [ref_row] * starts.shape[0])
             both = self._solve(torch.cat([z0.unsqueeze(0).expand(C, *z0.shape) if z0.dim() == 2 else z0, starts]),
-                               batch.with_control_rows(starts.shape[0]), times, noise, generator, noise_rows,
+                               batch.with_control_rows(starts.shape[0]), times, noise, generator, rows,
                                precision, compile)
             traj, ref = both[:, :C], both[:, C:]
         start = z0.unsqueeze(0) if z0.dim() == 2 else z0

@@ -31,9 +31,10 @@ class FieldConstants:
         """The same field with every optional tensor present (no clamp: ``keep`` all ones; no
         activity: factors 1, offsets 0). Slower eagerly (two more passes), free when compiled, and
         one graph whatever interventions a batch holds (see ``solvers._compiled_step``)."""
-        ones = torch.ones_like(self.bias)
-        return replace(self, keep=ones if self.keep is None else self.keep,
-                       act=ones if self.act is None else self.act,
+        # two separate tensors of ones, never one object twice: dynamo guards on aliasing among
+        # inputs, so a shared tensor would compile a second graph for batches without activity
+        return replace(self, keep=torch.ones_like(self.bias) if self.keep is None else self.keep,
+                       act=torch.ones_like(self.bias) if self.act is None else self.act,
                        act_off=torch.zeros_like(self.bias) if self.act_off is None else self.act_off)
 
     def bf16(self) -> "FieldConstants":

@@ -193,12 +193,13 @@ def solve(z0: torch.Tensor, consts: FieldConstants, t: list[float], *, solver: s
 
 
 def euler_maruyama(z0: torch.Tensor, consts: FieldConstants, t: list[float], *, step_size: float, noise: float,
-                   generator=None, noise_rows: tuple[int, int] | None = None) -> torch.Tensor:
+                   generator=None, noise_rows: tuple | None = None) -> torch.Tensor:
     """Euler-Maruyama integration of dz = f(z) dt + noise dW (the diffusion regularisation).
 
     torchdiffeq solves ODEs only; a fixed-step loop is all the SDE needs (no torchsde). Noise is
     drawn on the CPU ``generator`` so runs are reproducible on any device; ``noise_rows=(total,
-    first)`` draws for all ``total`` conditions and slices this rank's rows (data parallel).
+    first)`` draws for all ``total`` conditions and slices this rank's rows (data parallel);
+    ``(total, rows)`` takes the listed rows (a paired-control reference reuses the control's row).
     """
     out = [z0]
     z = z0
@@ -208,8 +209,9 @@ def euler_maruyama(z0: torch.Tensor, consts: FieldConstants, t: list[float], *, 
             if noise_rows is None:
                 eps = torch.randn(z.shape, generator=generator)
             else:
-                total, first = noise_rows
-                eps = torch.randn((total, *z.shape[1:]), generator=generator)[first:first + C]
+                total, pick = noise_rows
+                draw = torch.randn((total, *z.shape[1:]), generator=generator)
+                eps = draw[pick:pick + C] if isinstance(pick, int) else draw[pick]
             z = z + h * field_value(z, consts) + (noise * math.sqrt(h)) * eps.to(z.device)
         out.append(z)
     return torch.stack(out)

@@ -86,7 +86,8 @@ def simulate_groups(model, groups: ConditionGroups, group_ids, z0, noise, gen, s
     noise_rows = None
     if shard is not None:
         first, stop = shard_conditions(len(conds), *shard)
-        noise_rows = (len(conds), first)
+        neutral = groups.sub_batch(conds).neutral_rows()  # the paired-control reference's noise row
+        noise_rows = (len(conds), first) + ((neutral[0],) if neutral else ())
         conds = conds[first:stop]
         group_ids = [g for g in group_ids if groups.group_cond[g] in set(conds)]
     if not group_ids:

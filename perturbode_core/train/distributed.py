@@ -114,17 +114,18 @@ def _may_leave_parameters_unused(model) -> bool:
     return bool(cfg.learn_shift or cfg.learn_shift_per_target or model.n_latent > 0)
 
 
-def sharded_loss(step_module, closure, n_groups: int, world: int):
-    """This rank's share of the mean OT loss, and the global mean (a float, for logging and the
-    all-ranks-agree finiteness check)."""
+def sharded_loss(step_module, closure, n_groups: int, world: int, extra=None):
+    """This rank's share of the mean OT loss (plus ``extra()``, a term every rank adds whole, such
+    as the penalty), and the global value (a float, for logging and the all-ranks-agree
+    finiteness check)."""
     import torch.distributed as dist
 
     def run():
         per_group, n_local = closure()
         p = step_module.module.model.A
-        if per_group is None:  # more ranks than conditions: join the all-reduce with a zero
-            return p.sum() * 0.0
-        return per_group.sum() * (world / n_groups)
+        share = p.sum() * 0.0 if per_group is None else per_group.sum() * (world / n_groups)
+        # (per_group None: more ranks than conditions; join the all-reduce with a zero)
+        return share if extra is None else share + extra()
 
     local = step_module(run)
     total = local.detach().reshape(1).clone()

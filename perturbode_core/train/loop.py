@@ -311,21 +311,20 @@ class _Run:
         if self.shard is None:
             per_group, _ = group_loss(model, self.train_groups, group_ids, self.rows, self.control_all, cfg,
                                       self.gen, cfg.noise)
-            ot_value, report = per_group.mean(), None
+            loss, report = per_group.mean() + self._penalty(), None
         else:
             # this rank's groups; sum / (all groups) * world: DDP averages gradients over
-            # ranks, so the update equals the single-process mean over the global batch
-            ot_value, report = dist_.sharded_loss(
+            # ranks, so the update equals the single-process mean over the global batch. The
+            # penalty is inside the synchronised forward (each rank adds it whole; the average is
+            # it once): outside it, a parameter idle in this rank's block (a latent regulator's
+            # input) would get its gradient hook fired after DDP had marked it unused
+            loss, report = dist_.sharded_loss(
                 self.step_module, lambda: group_loss(model, self.train_groups, group_ids, self.rows, self.control_all,
                                                      cfg, self.gen, cfg.noise, self.shard),
-                len(group_ids), self.shard[1])
-        penalty = cfg.l1 * model.l1_penalty()
-        if model.config.learn_shift_per_target:
-            penalty = penalty + model.config.shift_shrinkage * (model.log_delta ** 2).mean()
-        loss = ot_value + penalty
+                len(group_ids), self.shard[1], extra=self._penalty)
         self.opt.zero_grad(set_to_none=True)
         # under DDP the decision must be the same on every rank: judge the global loss
-        loss_value = float(loss.detach()) if report is None else report + float(penalty.detach())
+        loss_value = float(loss.detach()) if report is None else report
         ok = math.isfinite(loss_value)
         if ok:
             loss.backward()
@@ -337,6 +336,13 @@ class _Run:
             return loss_value
         self._skip(epoch)
         return None
+
+    def _penalty(self) -> torch.Tensor:
+        """The sparsity penalty (and the per-target shift shrinkage) of one step."""
+        penalty = self.cfg.l1 * self.model.l1_penalty()
+        if self.model.config.learn_shift_per_target:
+            penalty = penalty + self.model.config.shift_shrinkage * (self.model.log_delta ** 2).mean()
+        return penalty
 
     def _skip(self, epoch: int) -> None:
         """Numerical blow-up (stiff dynamics, extreme values): skip the step and halve the rate."""
