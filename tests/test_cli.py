@@ -83,3 +83,36 @@ def test_dataset_without_out_writes_a_default_name(tmp_path):
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "myeloid.h5ad").exists() and (tmp_path / "myeloid_edges.csv").exists()
     assert ad.read_h5ad(tmp_path / "myeloid.h5ad").n_vars == 11
+
+
+def test_train_seeds_writes_each_seed_and_their_consensus(teacher_h5ad, tmp_path):
+    import numpy as np
+
+    from perturbode_core.io.checkpoint import load_model
+    from perturbode_core.tools.grn import grn_matrix
+
+    run = tmp_path / "run"
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"train": {"cells_per_condition": 16, "warmup_steps": 100}, "model": {"n_modules": 8}}')
+    out = cli("train", "--data", teacher_h5ad, "--out", run, "--epochs", 2, "--seed", 4, "--seeds", 2, "--jobs", 2,
+              "--config", cfg, "--quiet", "--top-k", "all")
+    assert out.returncode == 0, out.stderr
+    assert "consensus of 2 seeds" in out.stdout
+    members = [load_model(run / f"seed_{s}" / "model.pt") for s in (4, 5)]
+    assert (run / "model.pt").read_bytes() == (run / "seed_4" / "model.pt").read_bytes()  # model.pt: the first
+    edges = pd.read_csv(run / "grn.csv")
+    genes = members[0].gene_names
+    assert len(edges) == len(genes) * (len(genes) - 1)
+    assert set(edges.confidence.unique()) <= {0.0, 0.5, 1.0}
+    # the weight is the mean of the two seeds' signed G, edge by edge
+    mean = np.mean([grn_matrix(m) for m in members], axis=0)
+    idx = {g: i for i, g in enumerate(genes)}
+    for row in edges.head(20).itertuples():
+        assert row.weight == pytest.approx(mean[idx[row.target], idx[row.source]], rel=1e-5, abs=1e-7)
+    # the two seeds differ (else a consensus would mean nothing)
+    assert not np.allclose(grn_matrix(members[0]), grn_matrix(members[1]))
+
+
+def test_train_seeds_refuses_resume(teacher_h5ad, tmp_path):
+    out = cli("train", "--data", teacher_h5ad, "--out", tmp_path / "r", "--seeds", 2, "--resume")
+    assert out.returncode != 0 and "cannot resume" in out.stderr and "Traceback" not in out.stderr

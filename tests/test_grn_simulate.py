@@ -70,6 +70,14 @@ def test_exports_csv_and_graphml_round_trip(trained, tmp_path):
     assert g.number_of_edges() == 15 and g.number_of_nodes() == 12
     s, t, w = e.iloc[0][["source", "target", "weight"]]
     assert g.edges[s, t]["weight"] == pytest.approx(w) and g.edges[s, t]["sign"] == np.sign(w)
+    assert g.edges[s, t]["rank"] == 1 and "confidence" not in g.edges[s, t]
+    # a seed consensus's confidence travels into GraphML (Cytoscape can style edges by it)
+    e["confidence"] = np.linspace(1.0, 0.3, len(e))
+    edge_io.write_graphml(e, tmp_path / "c.graphml", genes=trained.model.gene_names)
+    g = nx.read_graphml(tmp_path / "c.graphml")
+    assert g.edges[s, t]["confidence"] == pytest.approx(1.0)
+    last = e.iloc[-1]
+    assert g.edges[last.source, last.target]["confidence"] == pytest.approx(0.3)
 
 
 def test_trajectories_and_effect_table(trained, teacher_data, teacher):

@@ -86,8 +86,6 @@ def test_the_new_user_command_trains_and_simulates_on_the_real_file(tmp_path, ca
     assert out.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="tools.simulate still checks targets against the measured genes only "
-                                       "(the lead's change: accept model.latent_names); remove this mark then")
 def test_the_new_user_simulation_of_an_unmeasured_target(tmp_path):
     out = tmp_path / "IFNGR1.h5ad"
     assert main(["simulate", "--checkpoint", str(demo_checkpoint_path(NAME)), "--data", str(shipped_path(NAME)),

@@ -21,7 +21,8 @@ def register(sub) -> None:
                                    "and keeps the best model.")
     add_data_options(p)
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="output folder (created if needed)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 200)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs of the cell phase, after the means phase (default 50)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--modules", type=int, default=None, help=f"number of gene modules K ({N_MODULES_RULE})")
     p.add_argument("--val-fraction", type=float, default=None,
@@ -37,6 +38,12 @@ def register(sub) -> None:
                    help=f"edges written to grn.csv (default: the {DEFAULT_TOP_K_RULE}; 'all': every pair)")
     p.add_argument("--matrix", action="store_true",
                    help="also write the whole network matrix as RUN_DIR/grn_matrix.npz (float32 G and gene names)")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="train N models that differ only in their seed (seeds --seed, +1, ...; default 1): "
+                        "RUN_DIR/seed_S/ holds each, model.pt is the first, grn.csv the consensus (the mean "
+                        "signed G) with each edge's confidence (share of seeds keeping it among their strongest)")
+    p.add_argument("--jobs", type=int, default=1, metavar="J",
+                   help="with --seeds: train J seeds at once in separate processes (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--device", default=None, metavar="DEVICE",
                    help="auto (default: a CUDA GPU when PyTorch sees one, else Apple MPS where it works, else "
@@ -86,12 +93,19 @@ def run(args) -> int:
     from perturbode_core.errors import PerturbODEError
     from perturbode_core.io import edges as edge_io
     from perturbode_core.io.checkpoint import load_checkpoint
-    from perturbode_core.io.files import write_text_atomic
+    from perturbode_core.io.files import copy_file_atomic, write_text_atomic
     from perturbode_core.model import ModelConfig
     from perturbode_core.tools import grn
     from perturbode_core.train import TrainConfig, distributed, fit
     from perturbode_core.train.device import describe_device, resolve_device
+    from perturbode_core.train.ensemble import fit_ensemble
 
+    if args.seeds < 1 or args.jobs < 1:
+        raise PerturbODEError("--seeds and --jobs must be at least 1", where="train",
+                              fix="e.g. --seeds 3 --jobs 2")
+    if args.seeds > 1 and (args.resume or distributed.launched_by_torchrun()):
+        raise PerturbODEError("--seeds trains several runs; it cannot resume one or run under torchrun",
+                              where="train", fix="Resume a seed with --out RUN_DIR/seed_S --resume, or drop --seeds")
     data = load_data(args)
     if not data.perturbations:
         raise PerturbODEError("The data have no perturbed conditions: every cell carries the control label",
@@ -133,18 +147,34 @@ def run(args) -> int:
         print("\nstopping after this step (the best model so far is kept)...", file=sys.stderr)
 
     signal.signal(signal.SIGINT, on_interrupt)
-    bar = tqdm(total=train_cfg.epochs, unit="epoch", disable=args.quiet or not main, file=sys.stderr,
-               dynamic_ncols=True)
+    bar = tqdm(total=train_cfg.epochs, unit="epoch", disable=args.quiet or not main or args.jobs > 1,
+               file=sys.stderr, dynamic_ncols=True)
 
     def callback(pr):
-        bar.n = pr.epoch - 1 + pr.step / pr.steps_per_epoch
+        if pr.phase == "means":  # phase one (epoch 0): the bar stays at 0 and says so
+            bar.set_description_str("condition means", refresh=False)
+            bar.n = 0
+        else:
+            bar.set_description_str("cells", refresh=False)
+            bar.n = pr.epoch - 1 + pr.step / pr.steps_per_epoch
         bar.set_postfix(loss=f"{pr.loss:.4f}", val=f"{pr.val_loss:.4f}" if pr.val_loss is not None else "-",
                         refresh=False)
         bar.refresh()
 
+    ensemble = None
     try:
-        result = fit(data, model_config=model_cfg, train_config=train_cfg, train_conditions=train_conditions,
-                     callback=callback, stop=stop, checkpoint_path=ckpt_path, resume=resume)
+        if args.seeds > 1:
+            if main and not args.quiet:
+                print(f"training {args.seeds} seeds" + (f", {args.jobs} at a time" if args.jobs > 1 else ""),
+                      file=sys.stderr)
+            ensemble = fit_ensemble(data, seeds=args.seeds, model_config=model_cfg, train_config=train_cfg,
+                                    train_conditions=train_conditions, jobs=args.jobs, checkpoint_dir=out,
+                                    callback=callback, stop=stop)
+            result = ensemble.members[0]
+            copy_file_atomic(out / f"seed_{result.train_config.seed}" / "model.pt", ckpt_path)
+        else:
+            result = fit(data, model_config=model_cfg, train_config=train_cfg, train_conditions=train_conditions,
+                         callback=callback, stop=stop, checkpoint_path=ckpt_path, resume=resume)
     finally:
         bar.close()
         signal.signal(signal.SIGINT, previous)
@@ -153,10 +183,16 @@ def run(args) -> int:
         return 0
     distributed.shutdown()
     write_text_atomic(out / "history.csv", result.history.to_csv(index=False))
-    G = grn.grn_matrix(result.model)
-    edges = edge_io.edge_table(G, result.model.gene_names, top_k=edge_selection(args.top_k, result.model.n_genes))
+    top_k = edge_selection(args.top_k, result.model.n_genes)
+    if ensemble is not None:
+        G = ensemble.network()
+        edges = ensemble.edges(top_k=top_k)
+    else:
+        G = grn.grn_matrix(result.model)
+        edges = edge_io.edge_table(G, result.model.gene_names, top_k=top_k)
     edge_io.write_edges_csv(edges, out / "grn.csv")
-    written = [str(ckpt_path), str(out / "history.csv"), f"{out / 'grn.csv'} ({len(edges):,} edges)"]
+    written = [str(ckpt_path), str(out / "history.csv"), f"{out / 'grn.csv'} ({len(edges):,} edges"
+               + (f", consensus of {len(ensemble.members)} seeds)" if ensemble is not None else ")")]
     if args.matrix:
         written.append(str(edge_io.write_matrix_npz(G, result.model.gene_names, out / "grn_matrix.npz")))
     state = "stopped early" if result.stopped else "done"

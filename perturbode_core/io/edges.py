@@ -346,16 +346,23 @@ def as_edge_frame(edges, gene_names=None, *, top_k: int | None = None, where: st
     return out.reset_index(drop=True)
 
 
+#: Optional numeric edge columns carried into graphs and GraphML when a table has them.
+EXTRA_EDGE_ATTRIBUTES = ("confidence", "rank")
+
+
 def to_networkx(edges: pd.DataFrame, *, genes=None):
-    """A directed graph (``networkx.DiGraph``) with ``weight``, ``abs_weight`` and ``sign`` on each edge."""
+    """A directed graph (``networkx.DiGraph``) with ``weight``, ``abs_weight`` and ``sign`` on each
+    edge, plus ``confidence`` and ``rank`` where the table has them (a seed consensus)."""
     import networkx as nx  # on use: reading an edge table (the first page) does not need it
 
     g = nx.DiGraph()
     if genes is not None:
         g.add_nodes_from(map(str, genes))
+    extra = [c for c in EXTRA_EDGE_ATTRIBUTES if c in edges.columns]
     for row in edges.itertuples(index=False):
+        more = {c: float(getattr(row, c)) if c == "confidence" else int(getattr(row, c)) for c in extra}
         g.add_edge(str(row.source), str(row.target), weight=float(row.weight), abs_weight=abs(float(row.weight)),
-                   sign=int(row.sign))
+                   sign=int(row.sign), **more)
     return g
 
 

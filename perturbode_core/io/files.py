@@ -100,3 +100,11 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data)
+
+
+def copy_file_atomic(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Copy ``source`` onto ``path`` atomically (a reader never sees half a file)."""
+    import shutil
+
+    with atomic_path(path) as tmp:
+        shutil.copyfile(source, tmp)
