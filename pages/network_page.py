@@ -17,6 +17,7 @@ from perturbode_core.plots.style import sign_legend
 from perturbode_core.tools import grn, modules as module_tools
 from perturbode_core.tools.modules import dominant_module
 from perturbode_core.tools.network_view import classify_edges, find_gene, focus_edges, with_unmeasured
+from perturbode_ui import evaluation
 from perturbode_ui.state import get_state
 from perturbode_ui.widgets import require_model, user_errors
 
@@ -148,6 +149,11 @@ with user_errors("network"):
                             "orange false positive, grey missed") + "; wider is stronger.")
 
     st.subheader("Edges")
+    # the seed runs of the Evaluate page (if any): each edge's share of runs that keep it
+    shown, n_runs = evaluation.with_seed_confidence(shown, state.evaluation.stability)
+    if n_runs:
+        st.caption(f"confidence: the share of the {n_runs} seed runs (Evaluate → Stability over seeds) that keep "
+                   "the edge among their strongest; also in the CSV and GraphML downloads.")
     table = shown.assign(module_of_target=shown["target"].map(modules))
     if has_truth:
         # the export says, edge by edge, whether the known network has it and with which sign
@@ -155,7 +161,9 @@ with user_errors("network"):
         table = table.assign(known_status=cls["status"].iloc[:len(shown)].to_numpy(),
                              known_sign=cls["true_sign"].iloc[:len(shown)].to_numpy())
     st.dataframe(table, hide_index=True,
-                 column_config={"weight": st.column_config.NumberColumn(format="%.4f")})
+                 column_config={"weight": st.column_config.NumberColumn(format="%.4f"),
+                                "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
+                                                                              format="%.2f")})
     stem = f"{state.dataset_name or 'network'}_grn".replace(" ", "_")
     d1, d2 = st.columns(2)
     d1.download_button("Download edges (CSV)", table.to_csv(index=False).encode("utf-8"), f"{stem}.csv",

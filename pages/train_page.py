@@ -26,9 +26,12 @@ remember(state, {"train_epochs": d_train.epochs, "train_lr": d_train.learning_ra
                  "train_seed": d_train.seed, "train_horizon": float(d_model.horizon), "train_solver": d_model.solver,
                  "train_step": float(d_model.step_size)})
 c1, c2, c3, c4 = st.columns(4)
-epochs = c1.number_input("Epochs", 1, 100000, key="train_epochs", help="Passes over the training conditions")
+epochs = c1.number_input("Epochs", 1, 100000, key="train_epochs",
+                         help="Passes over the training conditions in the cell phase, which follows the means phase "
+                              f"({d_train.warmup_steps:,} steps fitting every condition's mean shift)")
 lr = c1.number_input("Learning rate", 1e-5, 1.0, format="%.4f", key="train_lr",
-                     help="Adam step size; long horizons want a smaller one")
+                     help="Adam step size of the cell phase (the means phase uses "
+                          f"{d_train.warmup_learning_rate:g}); long horizons want a smaller one")
 modules = c1.number_input("Modules (0 = automatic)", 0, 4096, key="train_modules",
                           help=f"Hidden units K; {N_MODULES_RULE}")
 l1 = c2.number_input("L1 weight", 0.0, 10.0, format="%.4f", key="train_l1",
@@ -49,6 +52,9 @@ b1, b2, _ = st.columns([1.3, 1, 2.5])
 do_estimate = b1.button("Estimate time & memory", key="train_estimate", use_container_width=True)
 do_start = b2.button("Start training", type="primary", disabled=state.training, key="train_start",
                      use_container_width=True)
+st.caption("A run first fits every condition's mean shift, then the cells. Runs differ by seed: for a consensus of "
+           "several seeds with each edge's confidence, use Evaluate → Stability over seeds (command line: "
+           "`perturbode train --seeds 3 --jobs 2`).")
 
 with user_errors("training options"):
     model_config = ModelConfig(n_modules=int(modules) or None, horizon=float(horizon), solver=solver,

@@ -45,3 +45,15 @@ def summarise_seed_runs(state) -> dict | None:
                                                      state.model.gene_names, truth=state.truth, top_k=runs.top_k))
         state.evaluation.stability = result
     return state.evaluation.stability
+
+
+def with_seed_confidence(edges, stability: dict | None):
+    """``edges`` with a ``confidence`` column (the share of the seed runs of the Evaluate page that
+    keep each edge among their strongest; 0 for an edge no run kept) when a stability summary with
+    a consensus exists, else ``edges`` unchanged. Returns (edges, number of runs or 0)."""
+    if not stability or "consensus" not in stability or edges is None or len(edges) == 0:
+        return edges, 0
+    cons = stability["consensus"].set_index(["source", "target"])["frequency"]
+    keys = list(zip(edges["source"].astype(str), edges["target"].astype(str)))
+    confidence = [float(cons.get(k, 0.0)) for k in keys]
+    return edges.assign(confidence=confidence), int(stability.get("n_runs", 0))

@@ -109,3 +109,29 @@ def test_report_page_builds_report_with_network(app):
     app.button(key="rep_fig_go").click().run()
     assert state.report["figure"][3] == "html"
     assert any(label.startswith("Download Network") for label in _downloads(app))
+
+
+def test_network_page_shows_the_seed_runs_confidence(app):
+    """After seed runs (Evaluate), the Network page's edges carry each edge's share of runs."""
+    import numpy as np
+
+    from perturbode_core.tools import evaluate, grn
+
+    state = app.session_state[STATE_KEY]
+    G = grn.grn_matrix(state.model)
+    other = G.copy()
+    strongest = np.unravel_index(np.argmax(np.abs(G) * (1 - np.eye(len(G)))), G.shape)
+    other[strongest] = 0.0  # the second run lacks the first run's strongest edge
+    state.evaluation.stability = evaluate.stability_summary([G, other], state.model.gene_names, top_k=10)
+    _open(app, "pages/network_page.py")
+    app.radio(key="net_mode").set_value("top-k").run()
+    app.selectbox(key="net_focus").set_value("(whole network)").run()
+    edges = state.network.edges
+    assert "confidence" in edges.columns and edges["confidence"].between(0, 1).all()
+    first = edges.iloc[0]  # the strongest edge: kept by one of the two runs
+    names = state.model.gene_names
+    assert (first.source, first.target) == (names[strongest[1]], names[strongest[0]])
+    assert first.confidence == 0.5
+    assert (edges["confidence"] == 1.0).any()
+    assert any("seed runs" in c.value for c in app.caption)
+    state.evaluation.stability = None
