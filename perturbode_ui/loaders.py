@@ -157,6 +157,11 @@ def warm_up() -> threading.Thread:
         except Exception:  # noqa: BLE001 - a missing optional part only makes the first UMAP slower
             log.exception("UMAP warm-up failed")
 
+    # modules both threads import (the UMAP stack pulls in PIL; Streamlit checks PIL.Image when it
+    # writes a value): imported here first, on the script thread, so the two threads never import
+    # them at once (CI saw "partially initialized module 'PIL.Image'" from that race)
+    import PIL.Image  # noqa: F401
+
     thread = threading.Thread(target=work, name="perturbode-warm-up", daemon=True)
     thread.start()
     return thread
