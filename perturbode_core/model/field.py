@@ -219,6 +219,12 @@ class PerturbODE(nn.Module):
         return len(self.latent_names)
 
     @property
+    def target_names(self) -> list[str]:
+        """What a perturbation may target: the genes, then the unmeasured (latent) regulators
+        (``encode`` refuses what an unmeasured target cannot take, such as a clamp)."""
+        return list(self.gene_names) + list(self.latent_names)
+
+    @property
     def n_modules(self) -> int:
         """Number of modules (hidden units) K."""
         return int(self.config.n_modules)

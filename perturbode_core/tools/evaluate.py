@@ -273,8 +273,7 @@ def literature_check(model, *, references=("collectri", "trrust"), top_k=(25, 50
 
     edges = pd.concat([grn.model_edges(model)[["source", "target", "weight"]],
                        grn.latent_edges(model)[["source", "target", "weight"]]], ignore_index=True)
-    genes = list(model.gene_names) + list(getattr(model, "latent_names", []))
-    table = literature_support(edges, genes, references=references, top_k=top_k,
+    table = literature_support(edges, model.target_names, references=references, top_k=top_k,
                                n_permutations=n_permutations, seed=seed)
     return LiteratureScore(table=table, n_edges=len(edges))
 

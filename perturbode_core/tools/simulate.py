@@ -32,12 +32,6 @@ def as_interventions(perturbation, gene_names, *, default_kind: str = "knockout"
     return ivs
 
 
-def targetable(model) -> list[str]:
-    """What a perturbation of ``model`` may target: its genes and its unmeasured (latent)
-    regulators (the model itself refuses what an unmeasured target cannot take, such as a clamp)."""
-    return list(model.gene_names) + list(getattr(model, "latent_names", []))
-
-
 
 def combine_interventions(base, extra) -> list[Intervention]:
     """``base`` with ``extra`` on top: a gene in both takes ``extra``'s intervention.
@@ -121,7 +115,7 @@ def trajectories(model, cells, perturbations, *, horizon: float | None = None, n
     used = preview_cells(len(x0)) if preview else np.arange(len(x0))
     precision = preview_precision(model) if preview else "float32"
     x0 = x0[used]
-    ivs = [as_interventions(p, targetable(model)) for p in perturbations]
+    ivs = [as_interventions(p, model.target_names) for p in perturbations]
     T = float(horizon if horizon is not None else model.config.horizon)
     if not T > 0:
         raise PerturbODEError(f"Horizon must be positive, got {horizon}", where="horizon", fix="Give e.g. 10")
@@ -211,7 +205,7 @@ def effect_table(model, cells, perturbation, *, horizon: float | None = None,
         ctrl, pert = np.maximum(ctrl, floor), np.maximum(pert, floor)
     c_mean, p_mean = ctrl.mean(0), pert.mean(0)
     change = p_mean - c_mean
-    targets = {iv.gene for iv in as_interventions(perturbation, targetable(model))}
+    targets = {iv.gene for iv in as_interventions(perturbation, model.target_names)}
     scale = model.scale.numpy()
     table = pd.DataFrame({
         "gene": list(model.gene_names), "control": c_mean, "perturbed": p_mean, "mean_change": change,
