@@ -30,7 +30,7 @@ FOLD = "overexpression (fold change)"
 
 
 #: The Simulate page's help text of its quick-preview switch.
-PREVIEW_HELP = (f"On: at most {simulate.PREVIEW_CELLS} start cells and fast matrix products (bfloat16 where the "
+PREVIEW_HELP = (f"On: at most {simulate.PREVIEW_CELLS} start cells (fewer for very large models) and fast matrix products (bfloat16 where the "
                 "processor has AMX or on a GPU): a fraction of a second even for thousands of genes, effects within "
                 "about 0.5 % of the full solve's. Off: the full solve (every chosen start cell, float32).")
 

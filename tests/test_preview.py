@@ -44,6 +44,20 @@ def test_preview_simulates_a_fixed_subsample_at_the_fast_precision(teacher):
     assert full["states"].shape[2] == 700 and full["precision"] == "float32"
 
 
+def test_preview_cell_count_shrinks_with_the_model_so_the_preview_stays_interactive():
+    """The work budget (cells x genes x modules): small models get every one of 200 cells, a
+    2,000-gene model with 512 modules 160, one with 2,000 modules the floor of 64; and the
+    preview of such a model simulates that many of its start cells."""
+    from perturbode_core.model import ModelConfig, PerturbODE
+
+    assert simulate.preview_cell_count(264, 48) == simulate.PREVIEW_CELLS == 200
+    assert simulate.preview_cell_count(2000, 512) == 160
+    assert simulate.preview_cell_count(2000, 2000) == simulate.PREVIEW_MIN_CELLS == 64
+    big = PerturbODE([f"G{i}" for i in range(2000)], ModelConfig(n_modules=1000), seed=0)
+    assert len(simulate.preview_cells(1000, big)) == 81  # 160 * 2000 * 512 // (2000 * 1000)
+    assert len(simulate.preview_cells(50, big)) == 50  # fewer start cells than the budget: all
+
+
 def test_scenario_preview_is_the_default_switch_and_full_is_one_flag_away(teacher_data, trained):
     state = AppState()
     try:

@@ -56,11 +56,24 @@ def _start_cells(model, cells) -> np.ndarray:
     return x0
 
 
-#: Start cells of a quick preview (:func:`trajectories` with ``preview=True``). The effect of a
-#: perturbation is a paired difference (the same cells with and without it), which varies far
-#: less across cells than the states do: at 2,000 genes, 250 of 1,000 cells gave the full solve's
-#: effects within 0.1 % of the largest (benchmarks/results/preview.md).
+#: Start cells of a quick preview (:func:`trajectories` with ``preview=True``), at most. The effect
+#: of a perturbation is a paired difference (the same cells with and without it), which varies far
+#: less across cells than the states do: at 2,000 genes, 100 of 1,000 cells gave the full solve's
+#: effects within 0.7 % of the largest (benchmarks/results/preview.md).
 PREVIEW_CELLS = 200
+#: The fewest start cells of a preview (a large model's), so that its mean effect stays stable.
+PREVIEW_MIN_CELLS = 64
+#: A preview's budget of work, start cells x genes x modules (the sizes of a field evaluation's two
+#: matrix products, which are nearly all of its cost): 160 cells of a 2,000-gene, 512-module model,
+#: a knockout in about 0.2 s on 2 idle CPU cores with AMX. Larger models get fewer cells (down to
+#: :data:`PREVIEW_MIN_CELLS`), so that the preview stays interactive whatever the module count.
+PREVIEW_WORK = 160 * 2000 * 512
+
+
+def preview_cell_count(n_genes: int, n_modules: int) -> int:
+    """How many start cells a preview of a model of this size simulates (see :data:`PREVIEW_WORK`)."""
+    fit = PREVIEW_WORK // max(1, int(n_genes) * int(n_modules))
+    return int(min(PREVIEW_CELLS, max(PREVIEW_MIN_CELLS, fit)))
 
 
 def preview_precision(model) -> str:
@@ -75,12 +88,14 @@ def preview_precision(model) -> str:
     return "bfloat16" if amx is not None and amx() else "float32"
 
 
-def preview_cells(n_cells: int) -> np.ndarray:
-    """Indices of the start cells a preview simulates: all of up to :data:`PREVIEW_CELLS`, else a
-    seeded subsample of that many (the same one every time)."""
+def preview_cells(n_cells: int, model=None) -> np.ndarray:
+    """Indices of the start cells a preview simulates: all of up to :func:`preview_cell_count`
+    (:data:`PREVIEW_CELLS` without a ``model``), else a seeded subsample of that many (the same one
+    every time)."""
     from perturbode_core.tools.embedding import subsample
 
-    return subsample(int(n_cells), PREVIEW_CELLS, seed=0)
+    n = PREVIEW_CELLS if model is None else preview_cell_count(model.n_genes, model.n_modules)
+    return subsample(int(n_cells), n, seed=0)
 
 
 def trajectories(model, cells, perturbations, *, horizon: float | None = None, n_times: int = 21,
@@ -101,10 +116,12 @@ def trajectories(model, cells, perturbations, *, horizon: float | None = None, n
     n_times
         Number of evenly spaced output times.
     preview
-        A quick preview for interactive use: at most :data:`PREVIEW_CELLS` of the start cells
-        (:func:`preview_cells`) and :func:`preview_precision`. At 2,000 genes a knockout of 1,000
-        cells takes 0.1 s instead of 1.1 s on 2 CPU cores with AMX, with effects within 0.5 % of
-        the full solve's largest; the full solve is the same call without ``preview``.
+        A quick preview for interactive use: a fixed subsample of the start cells
+        (:func:`preview_cells`: at most :data:`PREVIEW_CELLS`, fewer for large models) and
+        :func:`preview_precision`. At 2,000 genes and 512 modules a knockout of 1,000 cells takes
+        about 0.2 s instead of 2.7 s on 2 idle CPU cores with AMX, with effects within 0.5 % of the
+        full solve's largest (benchmarks/results/preview.md); the full solve is the same call
+        without ``preview``.
 
     Returns
     -------
@@ -112,7 +129,7 @@ def trajectories(model, cells, perturbations, *, horizon: float | None = None, n
     (indices of the start cells simulated) and ``precision``.
     """
     x0 = _start_cells(model, cells)
-    used = preview_cells(len(x0)) if preview else np.arange(len(x0))
+    used = preview_cells(len(x0), model) if preview else np.arange(len(x0))
     precision = preview_precision(model) if preview else "float32"
     x0 = x0[used]
     ivs = [as_interventions(p, model.target_names) for p in perturbations]
