@@ -48,7 +48,7 @@ def dataset_label(name: str) -> str:
     """How the Data page names a built-in dataset: with what kind of data it is."""
     if name == SYNTHETIC_DATASET:
         return f"{name} (simulated, known network)"
-    kind = datasets.list_datasets().set_index("name").loc[name, "kind"]
+    kind = datasets.dataset_info(name)["kind"]
     demo = ", demo model" if has_demo_model(name) else ""
     return f"{name} ({'simulated, known network' if kind == 'simulated' else 'real screen, no known network'}{demo})"
 
@@ -68,9 +68,7 @@ def dataset_description(name: str) -> str:
     """A one-line description of a built-in dataset."""
     if name == SYNTHETIC_DATASET:
         return "12 genes simulated by a teacher PerturbODE with a known sparse network (knockout of every gene)."
-    listing = datasets.list_datasets()
-    hit = listing.loc[listing["name"] == name, "description"]
-    return str(hit.iloc[0]) if len(hit) else ""
+    return datasets.dataset_info(name)["description"] if name in datasets.dataset_names() else ""
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=8)
@@ -133,14 +131,23 @@ def demo_checkpoint_bytes(name: str) -> bytes:
         return path.read_bytes()
 
 
+#: Seconds between the first page's script run and the start of the background warm-up.
+WARM_UP_DELAY_S = 6.0
+
+
 @st.cache_resource
 def warm_up() -> threading.Thread:
     """Prepare, once per server and in the background, what the first clicks would wait for.
 
     The first ``torch.optim.Adam`` of a process imports torch._dynamo (3-4 s) and the first UMAP
     compiles numba kernels (8 s); doing both while the user reads the first page makes the first
-    Start training and the first UMAP respond at once. ``app.py`` calls this after the first page
-    is drawn, so it never delays that page.
+    Start training and the first UMAP respond at once. ``app.py`` calls this after the first page's
+    script has run; the work starts :data:`WARM_UP_DELAY_S` later, once the browser has fetched the
+    page's scripts and drawn it. Why the delay: the warm-up holds Python's interpreter lock for
+    long stretches (importing torch, compiling numba kernels; a thread's OS priority does not
+    change the lock), and the server thread that sends the page's elements and its JavaScript
+    chunks (4.7 MB for the charts) needs that lock too: started at once, it delayed the first
+    page's content by 0.3-3.5 s (benchmarks/results/dashboard.md).
     """
     def work():
         try:  # Linux schedules threads as tasks: this one yields the CPU to every request meanwhile
@@ -162,6 +169,7 @@ def warm_up() -> threading.Thread:
     # them at once (CI saw "partially initialized module 'PIL.Image'" from that race)
     import PIL.Image  # noqa: F401
 
-    thread = threading.Thread(target=work, name="perturbode-warm-up", daemon=True)
+    thread = threading.Timer(WARM_UP_DELAY_S, work)
+    thread.name, thread.daemon = "perturbode-warm-up", True
     thread.start()
     return thread

@@ -43,14 +43,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(port: int | None = None, *, timeout: float = 90.0, log_path: Path | None = None):
-    """Run the dashboard on 127.0.0.1:<port> for the duration of the block; yields the base URL."""
+def serve(port: int | None = None, *, timeout: float = 90.0, log_path: Path | None = None, script: Path | None = None):
+    """Run the dashboard (or another Streamlit ``script``: a benchmark's reference app) on
+    127.0.0.1:<port> for the duration of the block; yields the base URL."""
     port = port or free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address",
+    script = Path(script) if script is not None else ROOT / "app.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port), "--server.address",
            "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     env = {**os.environ, "BROWSER_PATH": os.environ.get("BROWSER_PATH", CHROMIUM)}  # kaleido's Chromium
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(cmd, cwd=script.parent, stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + timeout
@@ -65,7 +67,7 @@ def serve(port: int | None = None, *, timeout: float = 90.0, log_path: Path | No
                 pass
             if time.time() > deadline:
                 raise TimeoutError(f"streamlit did not answer on {base} within {timeout:.0f} s")
-            time.sleep(0.3)
+            time.sleep(0.05)  # polled often: the first-page benchmark times from here
         yield base
     finally:
         proc.terminate()  # only the server this function started

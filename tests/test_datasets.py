@@ -31,6 +31,19 @@ def test_registry_lists_the_datasets():
         load_dataset("nope")
 
 
+def test_dataset_info_reads_the_recipe_alone_and_agrees_with_the_listing():
+    from perturbode_core.datasets import dataset_info, registry
+
+    registry._network_cached.cache_clear()
+    assert dataset_info("papalexi2021")["kind"] == "real" and dataset_info("sergio-ds2")["kind"] == "simulated"
+    assert registry._network_cached.cache_info().currsize == 0  # no network was built for it
+    table = list_datasets().set_index("name")
+    for name in table.index:
+        assert dataset_info(name) == table.loc[name, ["description", "kind"]].to_dict()
+    with pytest.raises(PerturbODEError, match="Unknown dataset"):
+        dataset_info("nope")
+
+
 @pytest.mark.parametrize("name,cells", [("myeloid", None), ("human-tf-atlas", None), ("sergio-ds1", 8),
                                         ("sergio-ds2", 3)])
 def test_every_dataset_passes_validation(name, cells):

@@ -34,8 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import stats
-from scipy.spatial import cKDTree
+
+# scipy.stats and scipy.spatial are imported where they are used: this module is imported on the
+# dashboard's first page (through the dataset module), and those two cost ~0.7 s to import
 
 from perturbode_core.errors import PerturbODEError
 
@@ -139,6 +140,7 @@ def perturbation_signature(X: np.ndarray, ctrl: np.ndarray, *, split=None, n_pcs
     neighbours); the signature is in the data's units. A control cell's own profile is left out
     of its neighbours.
     """
+    from scipy.spatial import cKDTree
     from sklearn.decomposition import PCA
 
     X = np.asarray(X, dtype=np.float32)
@@ -171,6 +173,8 @@ def perturbation_signature(X: np.ndarray, ctrl: np.ndarray, *, split=None, n_pcs
 
 def _signature_genes(cond_sig: np.ndarray, ctrl_sig: np.ndarray, de_q: float, min_change: float) -> np.ndarray:
     """Genes whose signature differs between the condition and the controls (Welch t-test, BH)."""
+    from scipy import stats
+
     if len(cond_sig) < 2:
         return np.zeros(0, dtype=np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):

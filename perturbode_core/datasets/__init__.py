@@ -14,8 +14,9 @@ list_datasets, load_dataset, load_options, truth_edges, write_dataset, simulate_
 
 from perturbode_core.datasets.gene_network import GeneNetwork
 from perturbode_core.datasets.network_readers import read_bnet, read_boolode, read_collectri, read_gt_grn, read_krumsiek11, read_sergio, read_sergio_dataset
-from perturbode_core.datasets.registry import (demo_checkpoint_path, dataset_names, get_network, list_datasets, load_dataset,
-                                               load_options, simulate_dataset, truth_edges, write_dataset)
+from perturbode_core.datasets.registry import (demo_checkpoint_path, dataset_info, dataset_names, get_network,
+                                               list_datasets, load_dataset, load_options, simulate_dataset,
+                                               truth_edges, write_dataset)
 from perturbode_core.datasets.screen_simulator import TechnicalNoise, simulate_screen
 
 __all__ = [
@@ -23,6 +24,6 @@ __all__ = [
     "GeneNetwork", "TechnicalNoise", "simulate_screen",
     "read_sergio", "read_sergio_dataset", "read_gt_grn", "read_krumsiek11", "read_boolode", "read_bnet",
     "read_collectri",
-    "dataset_names", "get_network", "list_datasets", "load_dataset", "load_options", "simulate_dataset", "truth_edges",
+    "dataset_info", "dataset_names", "get_network", "list_datasets", "load_dataset", "load_options", "simulate_dataset", "truth_edges",
     "write_dataset",
 ]
