@@ -306,6 +306,23 @@ def test_consensus_edges_hand_case():
     assert t.iloc[0][["source", "target"]].tolist() == ["B", "A"]
 
 
+def test_top_k_share_is_the_one_seed_support_both_consensus_tables_read():
+    """Ties at the cut are kept, zeros and self-loops never count; the stability table's
+    frequency and the ensemble's confidence are the same numbers."""
+    from perturbode_core.tools.metrics.stability import top_k_share
+    from perturbode_core.train.ensemble import consensus_edge_table
+
+    g1 = np.array([[9, 5, 0], [0, 0, 0], [0, -4, 0]], float)   # a self-loop of 9 never counts
+    g2 = np.array([[0, 6, 0], [1, 0, 0], [0, 1, 0]], float)    # A->B and B->C tie at the cut: both kept
+    share = top_k_share(np.stack([g1, g2]), 2)
+    assert share.tolist() == [[0, 1, 0], [0.5, 0, 0], [0, 1, 0]]
+    assert top_k_share(np.stack([g1]), 100)[0, 0] == 0 and top_k_share(np.stack([g1]), 100)[2, 1] == 1
+    genes = ["A", "B", "C"]
+    freq = consensus_edges([g1, g2], genes, top_k=2).set_index(["source", "target"])["frequency"]
+    conf = consensus_edge_table([g1, g2], genes, keep=2).set_index(["source", "target"])["confidence"]
+    assert freq.to_dict() == {k: v for k, v in conf.to_dict().items() if v > 0}
+
+
 def test_metric_spread():
     s = metric_spread([{"aupr": 1.0, "note": "x"}, {"aupr": 2.0}, {"aupr": 3.0}])
     assert s.loc["aupr", "mean"] == pytest.approx(2.0)

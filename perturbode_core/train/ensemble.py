@@ -78,22 +78,16 @@ def consensus_edge_table(matrices, gene_names, *, top_k: int | None = None, keep
     ``confidence`` the share of members that have the edge among their ``keep`` strongest.
     """
     from perturbode_core.io.edges import edge_table
+    from perturbode_core.tools.metrics.stability import top_k_share
 
     if not matrices:
         raise PerturbODEError("No members to combine", where="consensus", fix="Train at least one seed")
     S = np.stack([np.asarray(G, dtype=np.float64) for G in matrices])
     p = S.shape[1]
     table = edge_table(S.mean(0), gene_names, top_k=top_k)
-    k = members_keep(p) if keep is None else int(keep)
-    off = ~np.eye(p, dtype=bool)
-    absS = np.abs(S) * off
-    flat = absS.reshape(len(S), -1)
-    kth = -np.partition(-flat, min(k, flat.shape[1]) - 1, axis=1)[:, min(k, flat.shape[1]) - 1]
-    kept = (absS >= kth[:, None, None]) & (absS > 0)
+    share = top_k_share(S, members_keep(p) if keep is None else int(keep))
     index = {g: i for i, g in enumerate(map(str, gene_names))}
-    rows = table["target"].map(index).to_numpy()
-    cols = table["source"].map(index).to_numpy()
-    table["confidence"] = kept[:, rows, cols].mean(0)
+    table["confidence"] = share[table["target"].map(index).to_numpy(), table["source"].map(index).to_numpy()]
     return table
 
 

@@ -9,6 +9,40 @@ from perturbode_core.errors import PerturbODEError
 from perturbode_core.io.edges import as_score_matrix
 
 
+def top_k_share(S: np.ndarray, k: int) -> np.ndarray:
+    """For each edge, the share of runs that rank it among their ``k`` strongest.
+
+    The one definition of an edge's seed support, read by :func:`consensus_edges` (its
+    ``frequency``) and by the seed ensemble's consensus network (its ``confidence``,
+    :func:`perturbode_core.train.ensemble.consensus_edge_table`).
+
+    Parameters
+    ----------
+    S
+        Runs x p x p signed networks (``S[r, i, j]``: run r's effect of j on i).
+    k
+        Edges each run keeps: its ``k`` largest ``|S[r]|`` off the diagonal (self-loops never
+        count; ties at the cut are all kept; an edge of weight 0 is never kept). Clipped to the
+        p (p - 1) candidate edges.
+
+    Returns
+    -------
+    numpy.ndarray
+        p x p shares in [0, 1], 0 on the diagonal.
+    """
+    S = np.asarray(S, dtype=np.float64)
+    p = S.shape[1]
+    off = ~np.eye(p, dtype=bool)
+    A = np.abs(S[:, off])  # runs x candidates
+    k = min(int(k), A.shape[1])
+    share = np.zeros((p, p))
+    if k <= 0:
+        return share
+    kth = -np.partition(-A, k - 1, axis=1)[:, k - 1]
+    share[off] = ((A >= kth[:, None]) & (A > 0)).mean(0)
+    return share
+
+
 def consensus_edges(matrices, gene_names, *, top_k: int | None = None) -> pd.DataFrame:
     """Consensus network of several runs (one score matrix per seed).
 
@@ -40,13 +74,11 @@ def consensus_edges(matrices, gene_names, *, top_k: int | None = None) -> pd.Dat
     p = S.shape[1]
     k = p if top_k is None else int(top_k)
     off = ~np.eye(p, dtype=bool)
-    A = np.abs(S[:, off])  # runs x candidates
-    if k <= 0 or k > A.shape[1]:
-        raise PerturbODEError(f"top_k {k} is outside 1..{A.shape[1]}", where="consensus_edges",
+    n_cand = int(off.sum())
+    if k <= 0 or k > n_cand:
+        raise PerturbODEError(f"top_k {k} is outside 1..{n_cand}", where="consensus_edges",
                               fix="Give a positive number of edges per run")
-    kth = -np.partition(-A, k - 1, axis=1)[:, k - 1]
-    in_top = (A >= kth[:, None]) & (A > 0)
-    freq = in_top.mean(0)
+    freq = top_k_share(S, k)[off]
     keep = freq > 0
     tgt, src = np.nonzero(off)
     arr = np.asarray(names, dtype=object)
