@@ -1,0 +1,153 @@
+"""Which reading of a trained model ranks true edges best? A diagnostic for issue 12, not a default.
+
+    python benchmarks/edge_readings.py [--quick] [--datasets a,b] [--seeds 0,1,2] [--jobs 2]
+
+For every dataset of :mod:`perturbode_core.datasets.suite` and seed, PerturbODE trains with the
+defaults on exactly the split of ``benchmarks/accuracy.py`` (20 % of perturbations held out, drawn
+with the seed), and the same model is read as a network in several ways, each scored by AUPR
+against the known network (no retraining; nothing here is chosen per dataset):
+
+- ``G``: the default, ``A diag(alpha) B``;
+- ``G, Jacobian alpha``: alpha times the mean sigma' over the control cells;
+- ``G, perturbed first``: the edges out of regulators perturbed in training ranked before all
+  others (only those are identified by an intervention);
+- ``model response``: the model's own simulated response of each target to each training
+  perturbation (the same intervention, from the control cells, in control-sd units): its total
+  effects where the data have a perturbation;
+- ``rank(G) + rank(response)``: the mean of the two percentile ranks (direct and total effects of
+  the model agreeing);
+- ``z-score``, ``z-score (control)``: the knockout z-score baselines, for reference;
+- ``rank(G) + rank(z)``: the model ranked together with the measured response (the DREAM5
+  "community" rule: a baseline stacked onto the model, shown to size that lever, not a reading of
+  the model).
+
+Prints and writes (benchmarks/results/edge_readings.md) the mean AUPR per dataset and, per reading,
+the mean change against ``G`` and in how many runs it beats ``G``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+READINGS = ["G", "G, Jacobian alpha", "G, perturbed first", "model response", "rank(G) + rank(response)",
+            "z-score", "z-score (control)", "rank(G) + rank(z)"]
+
+
+def percentile(M: np.ndarray) -> np.ndarray:
+    """Percentile ranks of |M| over all pairs (ties share their mean rank)."""
+    from scipy.stats import rankdata
+
+    a = np.abs(M).ravel()
+    return (rankdata(a) / a.size).reshape(M.shape)
+
+
+def model_response(model, data, conditions, max_cells: int = 200) -> np.ndarray:
+    """The model's simulated response of each target (rows) to each training single perturbation of
+    a regulator (columns), |mean change| over control cells in control-sd units; 0 elsewhere."""
+    from perturbode_core.tools.simulate import end_states
+
+    index = {g: i for i, g in enumerate(map(str, data.gene_names))}
+    ctrl = data.X[data.cells_of(data.control)].astype(np.float32)
+    start = ctrl[np.random.default_rng(0).choice(len(ctrl), max_cells, replace=False)] if len(ctrl) > max_cells else ctrl
+    singles = [c for c in conditions if c != data.control and len(data.interventions.get(c, [])) == 1
+               and data.interventions[c][0].gene in index]
+    ends = end_states(model, start, ["control"] + [data.interventions[c] for c in singles])
+    base = ends[0].mean(0)
+    sd = (ctrl.std(0) if len(ctrl) > 1 else np.ones(data.n_genes)) + 1e-6
+    R, n = np.zeros((data.n_genes, data.n_genes)), np.zeros(data.n_genes)
+    for k, c in enumerate(singles):
+        j = index[data.interventions[c][0].gene]
+        R[:, j] += np.abs(ends[k + 1].mean(0) - base) / sd
+        n[j] += 1
+    R[:, n > 0] /= n[n > 0]
+    np.fill_diagonal(R, 0.0)
+    return R
+
+
+def run_one(job: tuple[str, int]) -> dict:
+    """Train one (dataset, seed) with the defaults and score every reading; one thread per process."""
+    name, seed = job
+    import torch
+
+    torch.set_num_threads(1)
+    from perturbode_core.data.dataset import from_anndata
+    from perturbode_core.datasets.suite import load_suite_dataset
+    from perturbode_core.tools.baselines import NETWORK_BASELINES
+    from perturbode_core.tools.evaluate import split_conditions
+    from perturbode_core.tools.grn import grn_matrix
+    from perturbode_core.tools.metrics import network_metrics
+    from perturbode_core.train import TrainConfig, fit
+
+    adata, truth = load_suite_dataset(name, seed=seed)
+    data = from_anndata(adata, source=name)
+    train, _ = split_conditions(data, 0.2, seed=seed)  # the accuracy benchmark's split
+    model = fit(data, train_config=TrainConfig(seed=seed), train_conditions=train).model
+    genes = list(map(str, data.gene_names))
+    G = grn_matrix(model)
+    perturbed = np.array([g in set(data.perturbed_genes(train)) for g in genes])
+    R = model_response(model, data, train)
+    Z = NETWORK_BASELINES["knockout_zscore"](data, conditions=train, seed=seed)
+    matrices = {
+        "G": G,
+        "G, Jacobian alpha": grn_matrix(model, alpha_mode="jacobian", cells=data.control_cells()),
+        "G, perturbed first": np.abs(G) + (np.abs(G).max() + 1) * perturbed[None, :],
+        "model response": R,
+        "rank(G) + rank(response)": percentile(G) + percentile(R),
+        "z-score": Z,
+        "z-score (control)": NETWORK_BASELINES["knockout_zscore_control"](data, conditions=train, seed=seed),
+        "rank(G) + rank(z)": percentile(G) + percentile(Z),
+    }
+    return {"dataset": name, "seed": seed, **{k: network_metrics(M, truth, genes)["aupr"] for k, M in matrices.items()}}
+
+
+def main(argv=None) -> int:
+    from perturbode_core.datasets.suite import suite_names
+    from perturbode_core.tools.evaluate import to_markdown
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default=None, help="comma-separated names (default: the whole suite)")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--quick", action="store_true", help="the small datasets, one seed")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="parallel processes")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    names = args.datasets.split(",") if args.datasets else suite_names(quick=args.quick)
+    seeds = [0] if args.quick and args.seeds == "0,1,2" else [int(s) for s in args.seeds.split(",")]
+    jobs = [(n, s) for n in names for s in seeds]
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        rows = []
+        for row in pool.map(run_one, jobs):
+            rows.append(row)
+            print(f"{row['dataset']} seed {row['seed']}: " + ", ".join(f"{k} {row[k]:.3f}" for k in READINGS), flush=True)
+    raw = pd.DataFrame(rows)
+    means = raw.groupby("dataset", sort=False)[READINGS].mean()
+    means.loc["mean"] = means.mean()
+    table = means.reset_index().rename(columns={"index": "dataset"})
+    against = pd.DataFrame([{"reading": k, "mean change against G": (raw[k] - raw["G"]).mean(),
+                             "runs better than G": f"{int((raw[k] > raw['G']).sum())}/{len(raw)}"}
+                            for k in READINGS[1:]])
+    text = (f"# Edge readings of the default model (AUPR)\n\n{len(seeds)} seed(s) per dataset, the accuracy "
+            f"benchmark's splits; {(time.perf_counter() - t0) / 60:.1f} min ({args.jobs} processes). "
+            "A diagnostic: the default network is `G`.\n\n"
+            f"{to_markdown(table)}\n## Against G\n\n{to_markdown(against)}")
+    print(text)
+    out = Path(args.out) if args.out else Path(__file__).parent / "results" / \
+        ("quick_edge_readings.md" if args.quick else "edge_readings.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    raw.to_csv(out.with_suffix(".csv"), index=False)
+    print(f"wrote {out} and {out.with_suffix('.csv')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
