@@ -149,7 +149,7 @@ def child_latency(p, reps, precision, device="cpu"):
             run(x)  # ends with a copy to host memory: the latency a caller sees
             ts.append(time.perf_counter() - t)
     K = m.n_modules
-    cells = min(1000, simulate.preview_cell_count(p, K)) if precision == "preview" else 1000
+    cells = min(1000, simulate.preview_cell_count(p, K, simulate.preview_precision(m))) if precision == "preview" else 1000
     label = f"preview ({cells} cells, {simulate.preview_precision(m)})" if precision == "preview" else precision
     return {"p": p, "K": K, "precision": label, "latency": min(ts), "gflop": 4 * cells * p * K * EVALS / 1e9}
 

@@ -53,8 +53,12 @@ def test_preview_cell_count_shrinks_with_the_model_so_the_preview_stays_interact
     assert simulate.preview_cell_count(264, 48) == simulate.PREVIEW_CELLS == 200
     assert simulate.preview_cell_count(2000, 512) == 160
     assert simulate.preview_cell_count(2000, 2000) == simulate.PREVIEW_MIN_CELLS == 64
+    # float32 (no AMX): 2.5x less work, as quick as the bfloat16 preview
+    assert simulate.preview_cell_count(2000, 256, "float32") == 128  # 160 * 2000 * 512 / 2.5 // (2000 * 256)
+    assert simulate.preview_cell_count(2000, 512, "float32") == 64 and simulate.preview_cell_count(100, 64, "float32") == 200
     big = PerturbODE([f"G{i}" for i in range(2000)], ModelConfig(n_modules=1000), seed=0)
-    assert len(simulate.preview_cells(1000, big)) == 81  # 160 * 2000 * 512 // (2000 * 1000)
+    assert len(simulate.preview_cells(1000, big, "bfloat16")) == 81  # 160 * 2000 * 512 // (2000 * 1000)
+    assert len(simulate.preview_cells(1000, big)) == simulate.preview_cell_count(2000, 1000, simulate.preview_precision(big))
     assert len(simulate.preview_cells(50, big)) == 50  # fewer start cells than the budget: all
 
 

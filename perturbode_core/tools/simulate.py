@@ -64,15 +64,22 @@ PREVIEW_CELLS = 200
 #: The fewest start cells of a preview (a large model's), so that its mean effect stays stable.
 PREVIEW_MIN_CELLS = 64
 #: A preview's budget of work, start cells x genes x modules (the sizes of a field evaluation's two
-#: matrix products, which are nearly all of its cost): 160 cells of a 2,000-gene, 512-module model,
-#: a knockout in about 0.2 s on 2 idle CPU cores with AMX. Larger models get fewer cells (down to
-#: :data:`PREVIEW_MIN_CELLS`), so that the preview stays interactive whatever the module count.
+#: matrix products, which are nearly all of its cost): 160 cells of a 2,000-gene, 512-module model
+#: in bfloat16, a knockout in about 0.15 s on 2 idle CPU cores with AMX. Larger models get fewer
+#: cells (down to :data:`PREVIEW_MIN_CELLS`), so that the preview stays interactive whatever the
+#: module count.
 PREVIEW_WORK = 160 * 2000 * 512
+#: How much faster bfloat16 products ran than float32 in a knockout (2.6x at 512 modules, 4.0x at
+#: 2,000; benchmarks/results/preview.md): a float32 preview (CPUs without AMX) gets this much less
+#: work, so that it stays as quick.
+BFLOAT16_SPEEDUP = 2.5
 
 
-def preview_cell_count(n_genes: int, n_modules: int) -> int:
-    """How many start cells a preview of a model of this size simulates (see :data:`PREVIEW_WORK`)."""
-    fit = PREVIEW_WORK // max(1, int(n_genes) * int(n_modules))
+def preview_cell_count(n_genes: int, n_modules: int, precision: str = "bfloat16") -> int:
+    """How many start cells a preview of a model of this size simulates at this ``precision``
+    (see :data:`PREVIEW_WORK` and :data:`BFLOAT16_SPEEDUP`)."""
+    work = PREVIEW_WORK if precision == "bfloat16" else PREVIEW_WORK / BFLOAT16_SPEEDUP
+    fit = int(work // max(1, int(n_genes) * int(n_modules)))
     return int(min(PREVIEW_CELLS, max(PREVIEW_MIN_CELLS, fit)))
 
 
@@ -88,13 +95,16 @@ def preview_precision(model) -> str:
     return "bfloat16" if amx is not None and amx() else "float32"
 
 
-def preview_cells(n_cells: int, model=None) -> np.ndarray:
+def preview_cells(n_cells: int, model=None, precision: str | None = None) -> np.ndarray:
     """Indices of the start cells a preview simulates: all of up to :func:`preview_cell_count`
-    (:data:`PREVIEW_CELLS` without a ``model``), else a seeded subsample of that many (the same one
-    every time)."""
+    for the model at ``precision`` (default :func:`preview_precision`; :data:`PREVIEW_CELLS`
+    without a ``model``), else a seeded subsample of that many (the same one every time)."""
     from perturbode_core.tools.embedding import subsample
 
-    n = PREVIEW_CELLS if model is None else preview_cell_count(model.n_genes, model.n_modules)
+    if model is None:
+        n = PREVIEW_CELLS
+    else:
+        n = preview_cell_count(model.n_genes, model.n_modules, precision or preview_precision(model))
     return subsample(int(n_cells), n, seed=0)
 
 
@@ -118,10 +128,10 @@ def trajectories(model, cells, perturbations, *, horizon: float | None = None, n
     preview
         A quick preview for interactive use: a fixed subsample of the start cells
         (:func:`preview_cells`: at most :data:`PREVIEW_CELLS`, fewer for large models) and
-        :func:`preview_precision`. At 2,000 genes and 512 modules a knockout of 1,000 cells takes
-        about 0.2 s instead of 2.7 s on 2 idle CPU cores with AMX, with effects within 0.5 % of the
-        full solve's largest (benchmarks/results/preview.md); the full solve is the same call
-        without ``preview``.
+        :func:`preview_precision` (fewer cells in float32, where bfloat16 is not fast). At 2,000
+        genes and 512 modules a knockout of 1,000 cells takes about 0.15 s instead of 2.7 s on 2
+        idle CPU cores with AMX, with effects within 0.5 % of the full solve's largest
+        (benchmarks/results/preview.md); the full solve is the same call without ``preview``.
 
     Returns
     -------
@@ -129,8 +139,8 @@ def trajectories(model, cells, perturbations, *, horizon: float | None = None, n
     (indices of the start cells simulated) and ``precision``.
     """
     x0 = _start_cells(model, cells)
-    used = preview_cells(len(x0), model) if preview else np.arange(len(x0))
     precision = preview_precision(model) if preview else "float32"
+    used = preview_cells(len(x0), model, precision) if preview else np.arange(len(x0))
     x0 = x0[used]
     ivs = [as_interventions(p, model.target_names) for p in perturbations]
     T = float(horizon if horizon is not None else model.config.horizon)
