@@ -16,6 +16,10 @@ against the known network (no retraining; nothing here is chosen per dataset):
   effects where the data have a perturbation;
 - ``rank(G) + rank(response)``: the mean of the two percentile ranks (direct and total effects of
   the model agreeing);
+- ``rank(G) + fit x rank(response)``: the same, the response's rank weighted by how well the model
+  reproduces the measured training responses (the median correlation of simulated and observed
+  mean change, clipped at 0; no ground truth, no tuned weight): the model's total effects trusted
+  as far as they match the data;
 - ``z-score``, ``z-score (control)``: the knockout z-score baselines, for reference;
 - ``rank(G) + rank(z)``: the model ranked together with the measured response (the DREAM5
   "community" rule: a baseline stacked onto the model, shown to size that lever, not a reading of
@@ -44,6 +48,7 @@ import pandas as pd
 #: readings scored only among edges out of the regulators perturbed in training
 RESTRICTED = ["G", "z-score", "z-score (control)"]
 READINGS = ["G", "G, Jacobian alpha", "G, perturbed first", "model response", "rank(G) + rank(response)",
+            "rank(G) + fit x rank(response)",
             "z-score", "z-score (control)", "rank(G) + rank(z)"]
 
 
@@ -55,27 +60,35 @@ def percentile(M: np.ndarray) -> np.ndarray:
     return (rankdata(a) / a.size).reshape(M.shape)
 
 
-def model_response(model, data, conditions, max_cells: int = 200) -> np.ndarray:
+def model_response(model, data, conditions, max_cells: int = 200) -> tuple[np.ndarray, float]:
     """The model's simulated response of each target (rows) to each training single perturbation of
-    a regulator (columns), |mean change| over control cells in control-sd units; 0 elsewhere."""
+    a regulator (columns), |mean change| over control cells in control-sd units, 0 elsewhere; and
+    how well those simulated changes reproduce the measured ones: the median over the perturbations
+    of the correlation (across the other genes) of simulated and observed mean change, clipped at 0
+    (a fit quality, no ground truth)."""
     from perturbode_core.tools.simulate import end_states
 
     index = {g: i for i, g in enumerate(map(str, data.gene_names))}
     ctrl = data.X[data.cells_of(data.control)].astype(np.float32)
+    control_mean = ctrl.mean(0)
     start = ctrl[np.random.default_rng(0).choice(len(ctrl), max_cells, replace=False)] if len(ctrl) > max_cells else ctrl
     singles = [c for c in conditions if c != data.control and len(data.interventions.get(c, [])) == 1
                and data.interventions[c][0].gene in index]
     ends = end_states(model, start, ["control"] + [data.interventions[c] for c in singles])
     base = ends[0].mean(0)
     sd = (ctrl.std(0) if len(ctrl) > 1 else np.ones(data.n_genes)) + 1e-6
-    R, n = np.zeros((data.n_genes, data.n_genes)), np.zeros(data.n_genes)
+    R, n, fits = np.zeros((data.n_genes, data.n_genes)), np.zeros(data.n_genes), []
     for k, c in enumerate(singles):
         j = index[data.interventions[c][0].gene]
-        R[:, j] += np.abs(ends[k + 1].mean(0) - base) / sd
+        simulated = (ends[k + 1].mean(0) - base) / sd
+        observed = (data.X[data.cells_of(c)].mean(0) - control_mean) / sd
+        others = np.arange(data.n_genes) != j
+        fits.append(max(0.0, float(np.nan_to_num(np.corrcoef(simulated[others], observed[others])[0, 1]))))
+        R[:, j] += np.abs(simulated)
         n[j] += 1
     R[:, n > 0] /= n[n > 0]
     np.fill_diagonal(R, 0.0)
-    return R
+    return R, (float(np.median(fits)) if fits else 0.0)
 
 
 def run_one(job: tuple[str, int]) -> dict:
@@ -99,7 +112,7 @@ def run_one(job: tuple[str, int]) -> dict:
     genes = list(map(str, data.gene_names))
     G = grn_matrix(model)
     perturbed = np.array([g in set(data.perturbed_genes(train)) for g in genes])
-    R = model_response(model, data, train)
+    R, fit = model_response(model, data, train)
     Z = NETWORK_BASELINES["knockout_zscore"](data, conditions=train, seed=seed)
     matrices = {
         "G": G,
@@ -107,6 +120,7 @@ def run_one(job: tuple[str, int]) -> dict:
         "G, perturbed first": np.abs(G) + (np.abs(G).max() + 1) * perturbed[None, :],
         "model response": R,
         "rank(G) + rank(response)": percentile(G) + percentile(R),
+        "rank(G) + fit x rank(response)": percentile(G) + fit * percentile(R),
         "z-score": Z,
         "z-score (control)": NETWORK_BASELINES["knockout_zscore_control"](data, conditions=train, seed=seed),
         "rank(G) + rank(z)": percentile(G) + percentile(Z),
