@@ -111,7 +111,8 @@ def run_one(job: tuple[str, int]) -> dict:
     model = fit(data, train_config=TrainConfig(seed=seed), train_conditions=train).model
     genes = list(map(str, data.gene_names))
     G = grn_matrix(model)
-    perturbed = np.array([g in set(data.perturbed_genes(train)) for g in genes])
+    perturbed_in_training = data.perturbed_genes(train)
+    perturbed = np.array([g in perturbed_in_training for g in genes])
     R, fit = model_response(model, data, train)
     Z = NETWORK_BASELINES["knockout_zscore"](data, conditions=train, seed=seed)
     matrices = {
@@ -125,8 +126,7 @@ def run_one(job: tuple[str, int]) -> dict:
         "z-score (control)": NETWORK_BASELINES["knockout_zscore_control"](data, conditions=train, seed=seed),
         "rank(G) + rank(z)": percentile(G) + percentile(Z),
     }
-    regulators = [g for g, is_perturbed in zip(genes, perturbed) if is_perturbed]
-    others = [g for g, is_perturbed in zip(genes, perturbed) if not is_perturbed]
+    regulators, others = [g for g in genes if g in perturbed_in_training], [g for g in genes if g not in perturbed_in_training]
     row = {"dataset": name, "seed": seed, **{k: network_metrics(M, truth, genes)["aupr"] for k, M in matrices.items()}}
     row.update({f"{k}, perturbed sources": network_metrics(matrices[k], truth, genes, regulators=regulators)["aupr"]
                  for k in RESTRICTED})
