@@ -60,10 +60,12 @@ else:
     if small or st.button("Score the network", key="ev_net_go") or ev.network_key == key:
         with user_errors("network metrics"), st.spinner("Scoring the model and the baselines…"):
             if ev.network_key != key:
-                G = grn.grn_matrix(model, alpha_mode=alpha_mode,
-                                   cells=data.control_cells() if alpha_mode == "jacobian" else None)
+                cells = data.control_cells() if alpha_mode == "jacobian" else None
+                scores = grn.network_matrix(model, alpha_mode=alpha_mode, cells=cells)
                 ev.network = evaluate.NetworkScore(
-                    evaluate.network_comparison(G, genes, truth, data=data, baselines=chosen, regulators=regulators),
+                    evaluate.network_comparison(scores, genes, truth, data=data, baselines=chosen, regulators=regulators,
+                                                readings=evaluate.direct_reading(model, alpha_mode=alpha_mode,
+                                                                                 cells=cells)),
                     truth_name=f"known network ({ev.truth_upload[0]})" if ev.truth_upload else "known network",
                     regulators_only=perturbed_only)
                 ev.network_key = key

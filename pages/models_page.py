@@ -82,7 +82,8 @@ key = (state.data_key, ea.id, eb.id, top_k)
 if cmp.key != key:
     with user_errors("comparison"), st.spinner("Comparing the networks…"):
         cmp.names, cmp.key = (a, b), key
-        cmp.network = compare_networks(grn.grn_matrix(ea.model), grn.grn_matrix(eb.model), state.data.gene_names,
+        # the networks as the Network page ranks them (each model's default reading)
+        cmp.network = compare_networks(grn.network_matrix(ea.model), grn.network_matrix(eb.model), state.data.gene_names,
                                        top_k=top_k, names=(a, b))
         cmp.predictions = {}
 net = cmp.network
@@ -90,7 +91,7 @@ if net is not None:
     m = st.columns(4)
     m[0].metric("Shared edges (Jaccard)", f"{net.jaccard:.2f}")
     m[1].metric("Same sign among shared", "–" if pd.isna(net.sign_agreement) else f"{net.sign_agreement:.0%}")
-    m[2].metric("Correlation of G", "–" if pd.isna(net.correlation) else f"{net.correlation:.2f}")
+    m[2].metric("Correlation of the edge scores", "–" if pd.isna(net.correlation) else f"{net.correlation:.2f}")
     m[3].metric("Edges in either", len(net.edges))
     left, right = st.columns(2)
     for col, entry_, name in ((left, ea, a), (right, eb, b)):

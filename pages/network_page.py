@@ -33,14 +33,18 @@ model, data = state.model, state.data
 genes = list(model.gene_names)
 
 
-def network_matrix(alpha_mode: str) -> np.ndarray:
-    """G of the current model, computed once per model and mode (kept in the session state)."""
+def network_matrices(alpha_mode: str, reading: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the scores that rank the edges, G) of the current model, computed once per model, mode
+    and reading (kept in the session state)."""
     cache = state.network.matrices
-    key = (state.model_key, alpha_mode)
+    key = (state.model_key, alpha_mode, reading)
     if key not in cache:
         cells = data.control_cells() if alpha_mode == "jacobian" else None
         cache.clear()  # one model at a time: drop matrices of older models
-        cache[key] = grn.grn_matrix(model, alpha_mode=alpha_mode, cells=cells)
+        G = grn.grn_matrix(model, alpha_mode=alpha_mode, cells=cells)
+        scores = grn.network_matrix(model, reading=reading, alpha_mode=alpha_mode, cells=cells) \
+            if reading != "direct" else G
+        cache[key] = (scores, G)
     return cache[key]
 
 
@@ -49,6 +53,14 @@ with st.sidebar:
     alpha_mode = st.radio("Module weights", ["plain", "jacobian"], horizontal=True, key="net_alpha",
                           help="plain: G = A·diag(α)·B. jacobian: α scaled by each module's mean slope on the "
                                "control cells (discounts saturated modules).")
+    evidence = getattr(model, "response_evidence", None)
+    reading = st.radio("Rank edges by", ["combined", "direct"], horizontal=True, key="net_reading",
+                       disabled=evidence is None,
+                       help="combined (the default): the rank of |G| plus the rank of the model's own simulated "
+                            "response of the target to the regulator's training perturbations, weighted by how well "
+                            "those responses match the measured ones; direct: |G| = |A·diag(α)·B| alone. The G "
+                            "column of the table is the direct effect either way.")
+    reading = grn.network_reading(model, reading)
     layout = st.selectbox("Layout", ["spring", "kamada_kawai", "circular"], key="net_layout")
     latent_names = list(getattr(model, "latent_names", []))
     per_latent = st.slider("Edges per unmeasured regulator", 0, 20, 5, key="net_latent_k",
@@ -57,9 +69,10 @@ with st.sidebar:
         if latent_names else 0
 
 with user_errors("network"):
-    G = network_matrix(alpha_mode)
+    S, G = network_matrices(alpha_mode, reading)
     n_possible = len(genes) * (len(genes) - 1)
-    max_abs = float(np.abs(G[~np.eye(len(genes), dtype=bool)]).max()) if len(genes) > 1 else 0.0
+    max_abs = float(np.abs(S[~np.eye(len(genes), dtype=bool)]).max()) if len(genes) > 1 else 0.0
+    st.caption(grn.describe_reading(model, "combined" if evidence is None else reading))
     has_truth = state.truth is not None and len(state.truth) > 0
 
     search = st.text_input("Search a gene", key="net_search", placeholder="e.g. GATA1 (case does not matter)",
@@ -94,11 +107,11 @@ with user_errors("network"):
         if mode == "top-k":
             # the slider's range always holds its default (2 x genes, capped for readability)
             top_k = st.slider("Top-k edges", 1, max(1, min(MAX_TOP_K, n_possible)), default_k, key="net_topk")
-            edges = edge_io.edge_table(G, genes, top_k=top_k)
+            edges = grn.ranked_edges(S, G, genes, top_k=top_k)
         else:
             thr = st.slider("|weight| threshold", 0.0, max(max_abs, 1e-6), round(max_abs / 3, 4),
                             step=max(max_abs / 100, 1e-6), format="%.4f", key="net_thr")
-            edges = edge_io.edge_table(G, genes, threshold=thr)
+            edges = grn.ranked_edges(S, G, genes, threshold=thr)
     with c2:
         picked = st.selectbox("Focus on a gene", ["(whole network)"] + sorted(genes, key=str.casefold),
                               key="net_focus", help="Type to search. Shows the gene's regulators and/or targets.")
@@ -124,7 +137,7 @@ with user_errors("network"):
         cells = data.control_cells() if alpha_mode == "jacobian" else None
         edges = with_unmeasured(edges, grn.latent_edges(model, alpha_mode=alpha_mode, cells=cells),
                                 per_regulator=per_latent)
-    shown = focus_edges(G, genes, focus, hops=hops, direction=direction, per_gene=per_gene) if focus else edges
+    shown = focus_edges(S, genes, focus, hops=hops, direction=direction, per_gene=per_gene) if focus else edges
     w = model.module_weights()
     modules = dominant_module(w["A"], w["alpha"], genes)
     fig = plots.network_figure(
@@ -162,6 +175,7 @@ with user_errors("network"):
                              known_sign=cls["true_sign"].iloc[:len(shown)].to_numpy())
     st.dataframe(table, hide_index=True,
                  column_config={"weight": st.column_config.NumberColumn(format="%.4f"),
+                                "G": st.column_config.NumberColumn(format="%.4f"),
                                 "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
                                                                               format="%.2f")})
     stem = f"{state.dataset_name or 'network'}_grn".replace(" ", "_")
@@ -173,4 +187,4 @@ with user_errors("network"):
                        "application/graphml+xml", key="net_dl_graphml", on_click="ignore", icon=":material/download:")
     # the Report page reuses what is on screen here
     state.network.edges, state.network.figure = shown, fig
-    state.network.alpha_mode, state.network.focus = alpha_mode, focus
+    state.network.alpha_mode, state.network.focus, state.network.reading = alpha_mode, focus, reading

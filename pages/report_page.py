@@ -93,6 +93,7 @@ if build:
         inputs = report.ReportInputs(
             title=title, notes=notes or None, data=data, model=model, settings=state.model_settings,
             history=state.history, edges=_edges(int(top_k)) if model is not None else None, top_k=int(top_k),
+            reading=net.reading,
             truth=state.truth if with_truth else None, modules=mods.summary,
             enrichment=None if enrichment is None else enrichment[enrichment["qvalue"] <= 0.25],
             module_figures=[f for f in (mods.network_figure, mods.dotplot) if f is not None],

@@ -136,7 +136,10 @@ else:
     st.caption(f"**{state.current_model}** · {state.model_source} · {state.model.n_genes} genes · "
                f"{state.model.n_modules} modules"
                + (f" · best epoch {state.model_settings.best_epoch}"
-                  if state.model_settings and state.model_settings.best_epoch else ""))
+                  if state.model_settings and state.model_settings.best_epoch else "")
+               + (f" · reproduces its training perturbations with median correlation "
+                  f"{state.model.response_evidence.fit:.2f}"
+                  if getattr(state.model, "response_evidence", None) is not None else ""))
     if state.history is not None and len(state.history):
         st.plotly_chart(plots.loss_figure(state.history, title=f"Training history of {state.current_model}"),
                         key="history_loss")

@@ -41,7 +41,7 @@ def summarise_seed_runs(state) -> dict | None:
         ok = [j for j in runs.jobs if j.result is not None]
         result = {"failed": [f"{j.label}: {j.error}" for j in runs.jobs if j.status == "failed"]}
         if len(ok) >= 2:
-            result.update(evaluate.stability_summary([grn.grn_matrix(j.result.model) for j in ok],
+            result.update(evaluate.stability_summary([grn.network_matrix(j.result.model) for j in ok],
                                                      state.model.gene_names, truth=state.truth, top_k=runs.top_k))
         state.evaluation.stability = result
     return state.evaluation.stability

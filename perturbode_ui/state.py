@@ -104,7 +104,8 @@ class NetworkView:
     figure: object = None
     alpha_mode: str = "plain"
     focus: str | None = None
-    matrices: dict = field(default_factory=dict)  # (model_key, alpha_mode) -> G
+    reading: str = "combined"
+    matrices: dict = field(default_factory=dict)  # (model_key, alpha_mode, reading) -> (scores, G)
 
 
 @dataclass

@@ -111,6 +111,34 @@ def test_report_page_builds_report_with_network(app):
     assert any(label.startswith("Download Network") for label in _downloads(app))
 
 
+def test_network_page_ranks_by_the_combined_reading_and_offers_g_alone(app):
+    """The demo model keeps its simulated training responses: the page ranks edges by the combined
+    score by default (weight, with G beside), and 'direct' ranks by |G| with weight = G."""
+    import numpy as np
+
+    from perturbode_core.tools import grn
+
+    _open(app, "pages/network_page.py")
+    state = app.session_state[STATE_KEY]
+    assert state.model.response_evidence is not None, "rebuild the demo: python scripts/build_datasets.py --demo-only"
+    app.radio(key="net_mode").set_value("top-k").run()
+    app.selectbox(key="net_focus").set_value("(whole network)").run()
+    app.slider(key="net_topk").set_value(10).run()
+    assert app.radio(key="net_reading").value == "combined"
+    edges = state.network.edges
+    expected = grn.model_edges(state.model, top_k=10)
+    assert list(edges["source"] + ">" + edges["target"]) == list(expected["source"] + ">" + expected["target"])
+    assert (edges["weight"].abs() <= 2).all() and "G" in edges.columns
+    assert any("median correlation" in c.value for c in app.caption)
+    app.radio(key="net_reading").set_value("direct").run()
+    direct = state.network.edges
+    np.testing.assert_allclose(direct["weight"], direct["G"])
+    G = grn.grn_matrix(state.model)
+    assert abs(direct["weight"].iloc[0]) == np.abs(G * (1 - np.eye(len(G)))).max()
+    assert state.network.reading == "direct"
+    app.radio(key="net_reading").set_value("combined").run()
+
+
 def test_network_page_shows_the_seed_runs_confidence(app):
     """After seed runs (Evaluate), the Network page's edges carry each edge's share of runs."""
     import numpy as np
@@ -118,7 +146,7 @@ def test_network_page_shows_the_seed_runs_confidence(app):
     from perturbode_core.tools import evaluate, grn
 
     state = app.session_state[STATE_KEY]
-    G = grn.grn_matrix(state.model)
+    G = grn.network_matrix(state.model)  # the scores the page ranks by (its default reading)
     other = G.copy()
     strongest = np.unravel_index(np.argmax(np.abs(G) * (1 - np.eye(len(G)))), G.shape)
     other[strongest] = 0.0  # the second run lacks the first run's strongest edge

@@ -21,8 +21,9 @@ def test_cli_benchmark_writes_one_row_per_method(teacher, teacher_h5ad, tmp_path
                           str(tmp_path / "bench")], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     table = pd.read_csv(tmp_path / "bench" / "table.csv")
-    assert table.method.tolist() == ["PerturbODE", "correlation", "knockout_zscore", "knockout_zscore_control", "genie3", "no_change",
-                                     "mean_shift", "linear", "additive"]
+    assert table.method.tolist() == ["PerturbODE", "PerturbODE, G only", "correlation", "knockout_zscore",
+                                     "knockout_zscore_control", "genie3", "no_change", "mean_shift", "linear", "additive"]
+    assert table.set_index("method").loc["PerturbODE, G only", "kind"] == "model reading"
     assert {"aupr", "auroc", "early_precision", "heldout_w2", "heldout_pearson_delta"} <= set(table.columns)
     model = table.set_index("method")
     # the teacher's network is learnable: far above the random AUPR (its edge density, about 0.18)

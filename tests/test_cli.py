@@ -89,7 +89,7 @@ def test_train_seeds_writes_each_seed_and_their_consensus(teacher_h5ad, tmp_path
     import numpy as np
 
     from perturbode_core.io.checkpoint import load_model
-    from perturbode_core.tools.grn import grn_matrix
+    from perturbode_core.tools.grn import grn_matrix, network_matrix
 
     run = tmp_path / "run"
     cfg = tmp_path / "cfg.json"
@@ -104,11 +104,14 @@ def test_train_seeds_writes_each_seed_and_their_consensus(teacher_h5ad, tmp_path
     genes = members[0].gene_names
     assert len(edges) == len(genes) * (len(genes) - 1)
     assert set(edges.confidence.unique()) <= {0.0, 0.5, 1.0}
-    # the weight is the mean of the two seeds' signed G, edge by edge
-    mean = np.mean([grn_matrix(m) for m in members], axis=0)
+    # the weight is the mean of the two seeds' signed scores (the default reading), G the mean of their G
+    assert all(m.response_evidence is not None for m in members)
+    mean = np.mean([network_matrix(m) for m in members], axis=0)
+    mean_G = np.mean([grn_matrix(m) for m in members], axis=0)
     idx = {g: i for i, g in enumerate(genes)}
     for row in edges.head(20).itertuples():
         assert row.weight == pytest.approx(mean[idx[row.target], idx[row.source]], rel=1e-5, abs=1e-7)
+        assert row.G == pytest.approx(mean_G[idx[row.target], idx[row.source]], rel=1e-5, abs=1e-7)
     # the two seeds differ (else a consensus would mean nothing)
     assert not np.allclose(grn_matrix(members[0]), grn_matrix(members[1]))
 

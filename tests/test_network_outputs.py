@@ -40,8 +40,15 @@ def test_train_writes_every_pair_of_a_small_network_and_the_matrix_on_request(te
     model = load_model(run / "model.pt")
     assert genes == model.gene_names
     np.testing.assert_allclose(G, grn.grn_matrix(model), rtol=1e-6, atol=1e-7)
-    first = edges.iloc[0]
-    assert first["weight"] == pytest.approx(G[genes.index(first["target"]), genes.index(first["source"])], rel=1e-5)
+    # the default (combined) reading: weight is the score that ranks the edges, G the direct effect
+    assert model.response_evidence is not None
+    S, _ = edge_io.read_matrix_npz(run / "grn_matrix.npz", array="score")
+    np.testing.assert_allclose(S, grn.network_matrix(model), rtol=1e-6, atol=1e-7)
+    rows, cols = edges["target"].map(genes.index), edges["source"].map(genes.index)
+    np.testing.assert_allclose(edges["G"], G[rows, cols], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(edges["weight"], S[rows, cols], rtol=1e-5, atol=1e-7)
+    assert (np.diff(edges["weight"].abs().to_numpy()) <= 1e-6).all()  # strongest score first
+    assert (np.sign(edges["weight"]) == np.sign(edges["G"])).all() and (edges["sign"] == np.sign(edges["G"])).all()
     five = cli("train", "--data", teacher_h5ad, "--out", tmp_path / "run5", "--epochs", 1, "--quiet", "--top-k", 5)
     assert five.returncode == 0, five.stderr
     assert len(pd.read_csv(tmp_path / "run5" / "grn.csv")) == 5

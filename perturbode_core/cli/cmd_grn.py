@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from perturbode_core.cli.common import add_data_options, edge_selection, load_data, top_k_option
+from perturbode_core.cli.common import add_data_options, add_reading_option, edge_selection, load_data, top_k_option
 from perturbode_core.io.edges import DEFAULT_TOP_K_RULE
 
 
 def register(sub) -> None:
     p = sub.add_parser("grn", help="export the inferred network of a checkpoint",
-                       description="Export G = A diag(alpha) B of a trained model as ranked edges "
-                                   "(source,target,weight,sign,rank). The format follows the file name: "
-                                   ".csv or .graphml (edges), .npz (the whole matrix: float32 G and gene "
-                                   "names, for large networks).")
+                       description="Export the network of a trained model as ranked edges "
+                                   "(source,target,weight,sign,rank,G; G = A diag(alpha) B, the direct effects; "
+                                   "weight = the score of --reading). The format follows the file name: "
+                                   ".csv or .graphml (edges), .npz (the whole matrices: float32 G, the scores and "
+                                   "gene names, for large networks).")
     p.add_argument("--checkpoint", required=True, metavar="RUN_DIR/model.pt", help="trained model")
     p.add_argument("--out", required=True, metavar="edges.csv|edges.graphml|matrix.npz", help="output file")
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--top-k", type=top_k_option, default=None, metavar="K|all",
                      help=f"keep the k strongest edges (default: the {DEFAULT_TOP_K_RULE}; 'all': every pair)")
     sel.add_argument("--sparsity", type=float, default=None, help="keep this share of all possible edges (0-1)")
-    sel.add_argument("--threshold", type=float, default=None, help="keep edges with |weight| >= threshold")
+    sel.add_argument("--threshold", type=float, default=None,
+                     help="keep edges with |weight| >= threshold (weight: the reading's score; 0-2 when combined)")
+    add_reading_option(p)
     p.add_argument("--alpha", choices=("plain", "jacobian"), default="plain",
                    help="alpha_eff: plain alpha, or average Jacobian over the control cells of --data")
     add_data_options(p, required=False)  # --data: the control cells of --alpha jacobian
@@ -40,14 +43,18 @@ def run(args) -> int:
         data = load_data(args)
         check_genes(model, data.gene_names, where=args.data)
         cells = data.control_cells()
-    G = grn.grn_matrix(model, alpha_mode=args.alpha, cells=cells)
+    reading = grn.network_reading(model, args.reading)
     if str(args.out).lower().endswith(".npz"):
-        edge_io.write_matrix_npz(G, model.gene_names, args.out)
-        print(f"wrote the {model.n_genes} x {model.n_genes} network matrix to {args.out}")
+        G = grn.grn_matrix(model, alpha_mode=args.alpha, cells=cells)
+        score = None if reading == "direct" else grn.network_matrix(model, reading=reading, alpha_mode=args.alpha,
+                                                                    cells=cells)
+        edge_io.write_matrix_npz(G, model.gene_names, args.out, score=score)
+        print(f"wrote the {model.n_genes} x {model.n_genes} network matrix to {args.out} ({reading} reading)")
         return 0
     given = args.sparsity is not None or args.threshold is not None
-    edges = edge_io.edge_table(G, model.gene_names, top_k=None if given else edge_selection(args.top_k, model.n_genes),
-                               sparsity=args.sparsity, threshold=args.threshold)
+    edges = grn.model_edges(model, reading=reading, alpha_mode=args.alpha, cells=cells,
+                            top_k=None if given else edge_selection(args.top_k, model.n_genes),
+                            sparsity=args.sparsity, threshold=args.threshold)
     if str(args.out).lower().endswith(".graphml"):
         edge_io.write_graphml(edges, args.out, genes=model.gene_names)
     elif str(args.out).lower().endswith(".csv"):
@@ -55,5 +62,5 @@ def run(args) -> int:
     else:
         raise PerturbODEError(f"Unknown output format of {args.out}", where="--out",
                               fix="Name the file .csv, .graphml or .npz")
-    print(f"wrote {len(edges):,} edges to {args.out}")
+    print(f"wrote {len(edges):,} edges to {args.out} ({reading} reading)")
     return 0

@@ -7,7 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
-from perturbode_core.cli.common import add_data_options, edge_selection, load_data, read_config_file, top_k_option
+from perturbode_core.cli.common import add_data_options, add_reading_option, edge_selection, load_data, read_config_file, top_k_option
 from perturbode_core.io.edges import DEFAULT_TOP_K_RULE
 from perturbode_core.model.model_config import N_MODULES_RULE
 from perturbode_core.train.device import MATMUL_PRECISIONS
@@ -36,12 +36,15 @@ def register(sub) -> None:
                         "(--epochs may raise the run's length; options that conflict with the saved run are refused)")
     p.add_argument("--top-k", type=top_k_option, default=None, metavar="K|all",
                    help=f"edges written to grn.csv (default: the {DEFAULT_TOP_K_RULE}; 'all': every pair)")
+    add_reading_option(p)
     p.add_argument("--matrix", action="store_true",
-                   help="also write the whole network matrix as RUN_DIR/grn_matrix.npz (float32 G and gene names)")
+                   help="also write the whole network matrix as RUN_DIR/grn_matrix.npz (float32 G, the "
+                        "reading's scores and gene names)")
     p.add_argument("--seeds", type=int, default=1, metavar="N",
                    help="train N models that differ only in their seed (seeds --seed, +1, ...; default 1): "
-                        "RUN_DIR/seed_S/ holds each, model.pt is the first, grn.csv the consensus (the mean "
-                        "signed G) with each edge's confidence (share of seeds keeping it among their strongest)")
+                        "RUN_DIR/seed_S/ holds each, model.pt is the first, grn.csv the consensus (the mean of "
+                        "the members' signed scores) with each edge's confidence (share of seeds keeping it "
+                        "among their strongest)")
     p.add_argument("--jobs", type=int, default=1, metavar="J",
                    help="with --seeds: train J seeds at once in separate processes (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -184,17 +187,25 @@ def run(args) -> int:
     distributed.shutdown()
     write_text_atomic(out / "history.csv", result.history.to_csv(index=False))
     top_k = edge_selection(args.top_k, result.model.n_genes)
+    reading = grn.network_reading(result.model, args.reading)
     if ensemble is not None:
-        G = ensemble.network()
-        edges = ensemble.edges(top_k=top_k)
+        G, score = ensemble.network(reading="direct"), ensemble.network(reading=args.reading)
+        edges = ensemble.edges(top_k=top_k, reading=args.reading)
     else:
         G = grn.grn_matrix(result.model)
-        edges = edge_io.edge_table(G, result.model.gene_names, top_k=top_k)
+        score = grn.network_matrix(result.model, reading=args.reading)
+        edges = grn.model_edges(result.model, reading=args.reading, top_k=top_k)
     edge_io.write_edges_csv(edges, out / "grn.csv")
-    written = [str(ckpt_path), str(out / "history.csv"), f"{out / 'grn.csv'} ({len(edges):,} edges"
+    written = [str(ckpt_path), str(out / "history.csv"), f"{out / 'grn.csv'} ({len(edges):,} edges, {reading} reading"
                + (f", consensus of {len(ensemble.members)} seeds)" if ensemble is not None else ")")]
     if args.matrix:
-        written.append(str(edge_io.write_matrix_npz(G, result.model.gene_names, out / "grn_matrix.npz")))
+        written.append(str(edge_io.write_matrix_npz(G, result.model.gene_names, out / "grn_matrix.npz",
+                                                    score=None if reading == "direct" else score)))
+    evidence = result.model.response_evidence
+    if evidence is not None and not args.quiet:
+        print(f"the model reproduces its {evidence.n_perturbations} training perturbations with median correlation "
+              f"{evidence.fit:.2f} (simulated vs measured mean change): its simulated responses weigh "
+              f"{evidence.fit:.2f} beside G in the {reading} reading", file=sys.stderr)
     state = "stopped early" if result.stopped else "done"
     for event in result.events:
         if event.startswith("auto_batch"):

@@ -130,6 +130,22 @@ def top_k_option(text: str):
     return k
 
 
+#: the network readings (perturbode_core.tools.grn.NETWORK_READINGS; listed here so that the
+#: parser does not import torch)
+READINGS = ("combined", "direct")
+
+
+def add_reading_option(parser) -> None:
+    """``--reading combined|direct``: how the edges of grn.csv are ranked."""
+    parser.add_argument("--reading", choices=READINGS, default=READINGS[0],
+                        help="how edges are ranked: combined (default: the percentile rank of |G| plus, weighted "
+                             "by how well the model reproduces its training perturbations (0-1), the rank of its "
+                             "simulated response of the target to the regulator's training perturbations; "
+                             "'weight' is that score signed by G, and the G column is kept beside it) or direct "
+                             "(|G| alone, weight = G). Models without training perturbations of single measured "
+                             "genes, and checkpoints written before this reading existed, are read as direct")
+
+
 def edge_selection(top_k, n_genes: int) -> int | None:
     """The ``top_k`` an edge table is cut to: the default rule when ``--top-k`` was not given,
     ``None`` (every pair) for ``all``, else the number given."""

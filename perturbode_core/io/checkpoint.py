@@ -89,6 +89,9 @@ def save_checkpoint(path, model: PerturbODE, *, state_dict=None, best_state_dict
         "versions": package_versions(),
         "extra": _plain(extra or {}),
     }
+    evidence = getattr(model, "response_evidence", None)
+    if evidence is not None:  # describes the weights load_model returns (set by training at its end)
+        bundle["response_evidence"] = evidence.to_bundle()
     if data is not None:
         bundle["data"] = {
             "source": str(data.source), "control": str(data.control), "perturbation_key": str(data.perturbation_key),
@@ -295,7 +298,13 @@ def load_checkpoint(path, *, genes=None, where: str | None = None) -> Checkpoint
                              best_metric=ts.get("best_metric"), best_epoch=ts.get("best_epoch"),
                              bad_epochs=int(ts.get("bad_epochs", 0)), last_state_dict=bundle["state_dict"],
                              best_state_dict=bundle.get("best_state_dict"), lr_scale=float(ts.get("lr_scale", 1.0)))
-    return Checkpoint(path=path, model=_build_model(bundle, best), history=pd.DataFrame(bundle.get("history") or []),
+    model = _build_model(bundle, best)
+    if isinstance(bundle.get("response_evidence"), dict):
+        from perturbode_core.tools.response_evidence import ResponseEvidence
+
+        model.response_evidence = ResponseEvidence.from_bundle(bundle["response_evidence"], model.n_genes,
+                                                                model.n_latent)
+    return Checkpoint(path=path, model=model, history=pd.DataFrame(bundle.get("history") or []),
                       settings=_settings(bundle), resume_state=resume, data_info=dict(bundle.get("data") or {}),
                       versions=dict(bundle.get("versions") or {}), extra=dict(bundle.get("extra") or {}))
 

@@ -285,26 +285,34 @@ def default_top_k(n_genes: int) -> int:
     return min(max(20 * p, 100_000), p * (p - 1))
 
 
-def write_matrix_npz(G: np.ndarray, gene_names, path) -> Path:
+def write_matrix_npz(G: np.ndarray, gene_names, path, *, score: np.ndarray | None = None) -> Path:
     """Write the whole network matrix compactly: ``.npz`` with ``G`` (float32, ``G[i, j]`` = effect
-    of gene j on gene i) and ``genes`` (their names), atomically. 400 MB at 10,000 genes, against
-    ~8 GB as CSV; :func:`read_matrix_npz` reads it back."""
+    of gene j on gene i), ``genes`` (their names) and, when given, ``score`` (float32: the signed
+    scores that rank the edges, :func:`perturbode_core.tools.grn.network_matrix`), atomically.
+    400 MB per matrix at 10,000 genes, against ~8 GB as CSV; :func:`read_matrix_npz` reads it back."""
     G = np.asarray(G, dtype=np.float32)
     genes = np.asarray([str(g) for g in gene_names])
-    if G.shape != (len(genes), len(genes)):
-        raise PerturbODEError(f"Network matrix of shape {G.shape} does not fit {len(genes)} genes",
-                              fix="Pass the model's genes")
+    arrays = {"G": G} if score is None else {"G": G, "score": np.asarray(score, dtype=np.float32)}
+    for name, M in arrays.items():
+        if M.shape != (len(genes), len(genes)):
+            raise PerturbODEError(f"Network matrix {name} of shape {M.shape} does not fit {len(genes)} genes",
+                                  fix="Pass the model's genes")
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: savez would rename a path
-        np.savez(fh, G=G, genes=genes)
+        np.savez(fh, genes=genes, **arrays)
     return Path(path)
 
 
-def read_matrix_npz(path) -> tuple[np.ndarray, list[str]]:
-    """``(G, gene_names)`` from a file written by :func:`write_matrix_npz`."""
+def read_matrix_npz(path, *, array: str = "G") -> tuple[np.ndarray, list[str]]:
+    """``(matrix, gene_names)`` from a file written by :func:`write_matrix_npz`: ``array="G"`` the
+    model's direct effects, ``"score"`` the ranking scores (when the file has them)."""
     path = check_input_file(path, kind="Network matrix")
     try:
         with np.load(path, allow_pickle=False) as z:
-            G, genes = z["G"], [str(g) for g in z["genes"]]
+            if array not in z.files and {"G", "genes"} <= set(z.files):
+                raise PerturbODEError(f"The network matrix file has no {array!r} (it holds {', '.join(z.files)})",
+                                      where=str(path), fix="Read 'G', or write the file with --reading combined "
+                                                           "from a model trained with this version")
+            G, genes = z[array], [str(g) for g in z["genes"]]
     except (OSError, ValueError, KeyError) as exc:
         raise PerturbODEError(f"Not a network matrix file ({exc})", where=str(path),
                               fix="Give an .npz written by 'perturbode grn --out FILE.npz' or by "
@@ -346,13 +354,15 @@ def as_edge_frame(edges, gene_names=None, *, top_k: int | None = None, where: st
     return out.reset_index(drop=True)
 
 
-#: Optional numeric edge columns carried into graphs and GraphML when a table has them.
-EXTRA_EDGE_ATTRIBUTES = ("confidence", "rank")
+#: Optional numeric edge columns carried into graphs and GraphML when a table has them
+#: (``G``: the direct effect beside a combined reading's score).
+EXTRA_EDGE_ATTRIBUTES = ("confidence", "rank", "G")
 
 
 def to_networkx(edges: pd.DataFrame, *, genes=None):
     """A directed graph (``networkx.DiGraph``) with ``weight``, ``abs_weight`` and ``sign`` on each
-    edge, plus ``confidence`` and ``rank`` where the table has them (a seed consensus)."""
+    edge, plus ``confidence``, ``rank`` and ``G`` where the table has them (a seed consensus, a
+    combined reading)."""
     import networkx as nx  # on use: reading an edge table (the first page) does not need it
 
     g = nx.DiGraph()
@@ -360,14 +370,14 @@ def to_networkx(edges: pd.DataFrame, *, genes=None):
         g.add_nodes_from(map(str, genes))
     extra = [c for c in EXTRA_EDGE_ATTRIBUTES if c in edges.columns]
     for row in edges.itertuples(index=False):
-        more = {c: float(getattr(row, c)) if c == "confidence" else int(getattr(row, c)) for c in extra}
+        more = {c: int(getattr(row, c)) if c == "rank" else float(getattr(row, c)) for c in extra}
         g.add_edge(str(row.source), str(row.target), weight=float(row.weight), abs_weight=abs(float(row.weight)),
                    sign=int(row.sign), **more)
     return g
 
 
 def write_edges_csv(edges: pd.DataFrame, path) -> Path:
-    """Write ``source,target,weight,sign`` (plus rank) atomically."""
+    """Write ``source,target,weight,sign`` (plus rank, G, confidence where present) atomically."""
     write_text_atomic(path, edges.to_csv(index=False, lineterminator="\n"))
     return Path(path)
 

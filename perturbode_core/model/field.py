@@ -151,6 +151,10 @@ class PerturbODE(nn.Module):
             raise PerturbODEError(f"Latent regulator(s) {', '.join(overlap[:5])} are also measured genes",
                                   where="latent_regulators", fix="Name only targets that are not among the genes")
         self.latent_index = {g: i for i, g in enumerate(self.latent_names)}
+        #: the simulated responses to the training perturbations and their fit to the data
+        #: (:class:`~perturbode_core.tools.response_evidence.ResponseEvidence`), set by training
+        #: for the weights it returns and kept by checkpoints; None: the network is G alone
+        self.response_evidence = None
         K = config.n_modules
 
         def vec(v, default):

@@ -25,6 +25,8 @@ from perturbode_core.io.files import write_text_atomic
 
 #: The model's name in every comparison table (the figures highlight it).
 MODEL_NAME = "PerturbODE"
+#: the model's direct effects G alone (the default network is the combined reading)
+DIRECT_NAME = "PerturbODE, G only"
 #: Network metrics shown by default (higher is better).
 NETWORK_METRICS = ["aupr", "auroc", "early_precision", "precision", "recall", "f1", "sign_accuracy"]
 #: Held-out prediction metrics shown by default (w2, energy, mse: lower is better; pearson: higher).
@@ -46,13 +48,17 @@ def _check_baselines(names, registry, kind: str) -> None:
 
 # ------------------------------------------------------------------------------------- networks
 def network_comparison(G, gene_names, truth, *, data=None, baselines=NETWORK_BASELINE_NAMES, regulators=None,
-                       conditions=None, seed: int = 0) -> pd.DataFrame:
-    """Network metrics of the model's ``G`` and of each network baseline against ``truth``.
+                       conditions=None, seed: int = 0, readings: dict | None = None) -> pd.DataFrame:
+    """Network metrics of the model's network and of each network baseline against ``truth``.
 
     Parameters
     ----------
     G, gene_names
-        The model's network (``G[i, j]`` = effect of j on i) and its genes.
+        The model's network scores (``G[i, j]`` = effect of j on i; its default reading,
+        :func:`~perturbode_core.tools.grn.network_matrix`) and its genes.
+    readings
+        Other readings of the same model, ``{method name: matrix}`` (e.g. its direct effects G
+        alone), scored as rows of kind ``model reading`` right after the model.
     truth
         Known edges (DataFrame ``source, target[, sign]`` or a dict of columns).
     data
@@ -81,6 +87,9 @@ def network_comparison(G, gene_names, truth, *, data=None, baselines=NETWORK_BAS
     genes = list(map(str, gene_names))
     model_row = network_metrics(np.asarray(G), truth, genes, regulators=regulators)
     rows = [{"method": MODEL_NAME, "kind": "model", **model_row}]
+    for name, M in (readings or {}).items():
+        rows.append({"method": name, "kind": "model reading",
+                     **network_metrics(np.asarray(M), truth, genes, regulators=regulators)})
     for name in (baselines if data is not None else ()):
         t0 = time.perf_counter()
         Gb = NETWORK_BASELINES[name](data, conditions=conditions, seed=seed)
@@ -91,6 +100,16 @@ def network_comparison(G, gene_names, truth, *, data=None, baselines=NETWORK_BAS
     density = model_row.get("edge_density")
     table.attrs["random"] = {"aupr": density, "auroc": 0.5, "early_precision": density, "precision": density}
     return table
+
+
+def direct_reading(model, *, alpha_mode: str = "plain", cells=None) -> dict:
+    """``{DIRECT_NAME: G}`` when the model's default network is not G itself (the ``readings`` of
+    :func:`network_comparison` that put the model's weights alone beside its default), else ``{}``."""
+    from perturbode_core.tools.grn import grn_matrix, network_reading
+
+    if network_reading(model) == "direct":
+        return {}
+    return {DIRECT_NAME: grn_matrix(model, alpha_mode=alpha_mode, cells=cells)}
 
 
 # ---------------------------------------------------------------------------------- predictions
@@ -361,7 +380,7 @@ def run_benchmark(
     import dataclasses
 
     from perturbode_core.tools.baselines import NETWORK_BASELINES, PREDICTION_BASELINES
-    from perturbode_core.tools.grn import grn_matrix
+    from perturbode_core.tools.grn import network_matrix
     from perturbode_core.train import TrainConfig, fit
 
     _check_baselines(network_baselines, NETWORK_BASELINES, "network")
@@ -378,12 +397,13 @@ def run_benchmark(
     say(f"  PerturbODE: {fit_seconds:.1f} s")
     rows: dict[str, dict] = {MODEL_NAME: {"method": MODEL_NAME, "kind": "model", "seconds": fit_seconds}}
     if truth is not None:
-        net = network_comparison(grn_matrix(result.model), data.gene_names, truth, data=data,
+        net = network_comparison(network_matrix(result.model), data.gene_names, truth, data=data,
                                  baselines=network_baselines, regulators=regulators, conditions=train_conditions,
-                                 seed=seed)
+                                 seed=seed, readings=direct_reading(result.model))
         for r in net.to_dict("records"):
-            row = rows.setdefault(r["method"], {"method": r["method"], "kind": "network baseline",
-                                                "seconds": r.get("seconds")})
+            row = rows.setdefault(r["method"], {"method": r["method"], "seconds": r.get("seconds"),
+                                                "kind": "model reading" if r["kind"] == "model reading"
+                                                else "network baseline"})
             row.update({k: r.get(k) for k in NETWORK_COLUMNS})
     notes, per_condition = [], pd.DataFrame()
     if heldout:
@@ -413,8 +433,9 @@ def to_markdown(table: pd.DataFrame, *, digits: int = 3) -> str:
 
     cols = list(table.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, r in table.iterrows():
-        lines.append("| " + " | ".join(fmt(r[c]) for c in cols) + " |")
+    # row by row through the columns (iterrows would turn the integers of a mixed row into floats)
+    for values in zip(*(table[c].tolist() for c in cols)):
+        lines.append("| " + " | ".join(fmt(v) for v in values) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -447,7 +468,7 @@ def run_stability(data: PerturbationData, seeds, *, truth: pd.DataFrame | None =
     """
     import dataclasses
 
-    from perturbode_core.tools.grn import grn_matrix
+    from perturbode_core.tools.grn import network_matrix
     from perturbode_core.tools.metrics import consensus_edges, metric_spread, network_metrics
     from perturbode_core.train import TrainConfig, fit
 
@@ -461,7 +482,7 @@ def run_stability(data: PerturbationData, seeds, *, truth: pd.DataFrame | None =
         say(f"seed {s}...")
         r = fit(data, model_config=model_config, train_config=dataclasses.replace(base, seed=int(s)),
                 train_conditions=train_conditions, callback=callback)
-        G = grn_matrix(r.model)
+        G = network_matrix(r.model)
         matrices.append(G)
         row = {"seed": int(s), "best_epoch": r.best_epoch}
         if truth is not None:

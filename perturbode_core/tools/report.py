@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from perturbode_core.io.edges import edge_table
 from perturbode_core.io.files import write_text_atomic
 from perturbode_core.errors import PerturbODEError, check_choice
 
@@ -199,9 +198,10 @@ class ReportInputs:
     model, settings, history
         The trained model, what it was trained with
         (:class:`~perturbode_core.io.checkpoint.TrainedSettings`) and its per-epoch history.
-    edges, top_k, truth, network_figure
-        The network's edge table (derived from ``model`` when absent; the top ``top_k`` shown),
-        known edges for the overlay, or a ready figure.
+    edges, top_k, reading, truth, network_figure
+        The network's edge table (derived from ``model`` in ``reading`` when absent, see
+        :func:`~perturbode_core.tools.grn.network_matrix`; the top ``top_k`` shown), known edges
+        for the overlay, or a ready figure.
     modules, enrichment, module_figures
         Module summary table, enrichment table, and module / enrichment figures.
     simulations
@@ -232,6 +232,7 @@ class ReportInputs:
     history: pd.DataFrame | None = None
     edges: pd.DataFrame | None = None
     top_k: int = 50
+    reading: str = "combined"
     truth: pd.DataFrame | None = None
     network_figure: object | None = None
     modules: pd.DataFrame | None = None
@@ -329,13 +330,14 @@ def _training_section(doc: _Doc, r: ReportInputs) -> None:
 def _network_section(doc: _Doc, r: ReportInputs) -> None:
     from perturbode_core import plots
 
-    edges, G = r.edges, None
+    edges, G, ranking = r.edges, None, ""
     if r.model is not None:
-        from perturbode_core.tools.grn import grn_matrix
+        from perturbode_core.tools.grn import describe_reading, grn_matrix, model_edges
 
         G = grn_matrix(r.model)
+        ranking = " " + describe_reading(r.model, r.reading)
         if edges is None:
-            edges = edge_table(G, r.model.gene_names, top_k=r.top_k)
+            edges = model_edges(r.model, reading=r.reading, top_k=r.top_k)
     figure = r.network_figure
     if edges is None and figure is None:
         return
@@ -349,8 +351,8 @@ def _network_section(doc: _Doc, r: ReportInputs) -> None:
     key = ("edges by their status against the known network (a predicted edge with the opposite sign of the "
            "known one counts as wrong sign, not as a true positive)" if r.truth is not None else
            f"{SIGN_COLOR_NAMES[1]} activates, {SIGN_COLOR_NAMES[-1]} represses")
-    doc.p(f"Edges point from regulator to target; {key}; wider is stronger. Hover an arrow for the weight.",
-          cls="meta")
+    doc.p(f"Edges point from regulator to target; {key}; wider is stronger. Hover an arrow for the weight."
+          + ranking, cls="meta")
     doc.figure(figure, "network-figure")
     if edges is not None:
         doc.h3("Strongest edges")

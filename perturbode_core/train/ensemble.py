@@ -3,8 +3,9 @@
 Reruns of one setting spread widely (the network of a single run depends on its initial weights
 and the cells its steps happened to sample), so the consensus of a few seeds is both more
 accurate and honest about which edges are stable. The consensus ranks edges by the mean of the
-members' signed ``G`` (an edge whose sign flips between seeds averages towards zero) and gives
-each edge a ``confidence``: the share of members that keep it among their own strongest edges.
+members' signed scores (:func:`~perturbode_core.tools.grn.network_matrix`, the combined reading
+by default; an edge whose sign flips between seeds averages towards zero) and gives each edge a
+``confidence``: the share of members that keep it among their own strongest edges.
 Members can train side by side in separate processes (``jobs``).
 """
 
@@ -44,38 +45,43 @@ class EnsembleResult:
         """The members' seeds."""
         return [int(m.train_config.seed) for m in self.members]
 
-    def matrices(self, *, alpha_mode: str = "plain", cells=None) -> list[np.ndarray]:
-        """Each member's network G."""
-        from perturbode_core.tools.grn import grn_matrix
+    def matrices(self, *, reading: str = "combined", alpha_mode: str = "plain", cells=None) -> list[np.ndarray]:
+        """Each member's signed network scores in ``reading`` (``direct``: its G)."""
+        from perturbode_core.tools.grn import network_matrix
 
-        return [grn_matrix(m.model, alpha_mode=alpha_mode, cells=cells) for m in self.members]
+        return [network_matrix(m.model, reading=reading, alpha_mode=alpha_mode, cells=cells) for m in self.members]
 
-    def network(self, *, alpha_mode: str = "plain", cells=None) -> np.ndarray:
-        """The consensus network: the mean of the members' signed G."""
-        return np.mean(self.matrices(alpha_mode=alpha_mode, cells=cells), axis=0)
+    def network(self, *, reading: str = "combined", alpha_mode: str = "plain", cells=None) -> np.ndarray:
+        """The consensus network: the mean of the members' signed scores (``direct``: of their G)."""
+        return np.mean(self.matrices(reading=reading, alpha_mode=alpha_mode, cells=cells), axis=0)
 
-    def edges(self, *, top_k: int | None = None, alpha_mode: str = "plain", cells=None) -> pd.DataFrame:
-        """:func:`consensus_edge_table` of the members' networks."""
-        return consensus_edge_table(self.matrices(alpha_mode=alpha_mode, cells=cells),
-                                    self.members[0].model.gene_names, top_k=top_k)
+    def edges(self, *, top_k: int | None = None, reading: str = "combined", alpha_mode: str = "plain",
+              cells=None) -> pd.DataFrame:
+        """:func:`consensus_edge_table` of the members' networks, with their mean G beside."""
+        scores = self.matrices(reading=reading, alpha_mode=alpha_mode, cells=cells)
+        direct = self.matrices(reading="direct", alpha_mode=alpha_mode, cells=cells)
+        return consensus_edge_table(scores, self.members[0].model.gene_names, top_k=top_k, direct=direct)
 
 
-def consensus_edge_table(matrices, gene_names, *, top_k: int | None = None, keep: int | None = None) -> pd.DataFrame:
+def consensus_edge_table(matrices, gene_names, *, top_k: int | None = None, keep: int | None = None,
+                         direct=None) -> pd.DataFrame:
     """Edges of the mean network with their confidence.
 
     Parameters
     ----------
     matrices
-        One signed G per member (same genes).
+        One signed score matrix (or G) per member (same genes).
     top_k
         Edges to return (strongest first; default all ordered pairs).
     keep
         Edges each member keeps for the confidence (default :func:`members_keep`).
+    direct
+        The members' G, when ``matrices`` are scores: their mean is added as column ``G``.
 
     Returns
     -------
-    DataFrame ``source, target, weight, sign, rank, confidence``: ``weight`` the mean signed G,
-    ``confidence`` the share of members that have the edge among their ``keep`` strongest.
+    DataFrame ``source, target, weight, sign, rank, confidence[, G]``: ``weight`` the mean signed
+    score, ``confidence`` the share of members that have the edge among their ``keep`` strongest.
     """
     from perturbode_core.io.edges import edge_table
     from perturbode_core.tools.metrics.stability import top_k_share
@@ -87,7 +93,10 @@ def consensus_edge_table(matrices, gene_names, *, top_k: int | None = None, keep
     table = edge_table(S.mean(0), gene_names, top_k=top_k)
     share = top_k_share(S, members_keep(p) if keep is None else int(keep))
     index = {g: i for i, g in enumerate(map(str, gene_names))}
-    table["confidence"] = share[table["target"].map(index).to_numpy(), table["source"].map(index).to_numpy()]
+    rows, cols = table["target"].map(index).to_numpy(), table["source"].map(index).to_numpy()
+    table["confidence"] = share[rows, cols]
+    if direct is not None:
+        table["G"] = np.mean([np.asarray(G, dtype=np.float64) for G in direct], axis=0)[rows, cols]
     return table
 
 

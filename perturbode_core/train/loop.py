@@ -41,6 +41,7 @@ from perturbode_core.train.device import matmul_precision, resolve_device
 from perturbode_core.train.resume import resume_settings
 from perturbode_core.train.train_config import TrainConfig
 from perturbode_core.train.warmup import fit_means
+from perturbode_core.tools.response_evidence import response_evidence
 
 
 @dataclass
@@ -145,6 +146,7 @@ def fit(
     if model.gene_names != list(data.gene_names):
         raise PerturbODEError("The model was built for other genes than the data's", where=data.source,
                               fix="Train a new model on these data, or load data with the model's genes")
+    model.response_evidence = None  # it described other weights; the result gets its own
     run = _Run(data, model, cfg, conditions, fit_conditions, val_conditions, checkpoint_path)
     if resumed is not None:
         run.restore(resumed)
@@ -236,6 +238,7 @@ class _Run:
         self.saves = checkpoint_path is not None and dist_.is_main()
         self.consecutive_bad = 0
         self.lr_scale = 1.0  # halved by every skipped (non-finite) step, on top of the schedule
+        self.last_snap = None  # the last complete epoch's state, written again once the evidence is known
 
     # ------------------------------------------------------------------ phase one: the means
     def warm_up(self, callback, stop) -> bool:
@@ -421,6 +424,7 @@ class _Run:
                     stop_now = dist_.any_rank(stop_now, self.device)  # all ranks stop at the same step
                 if stop_now:
                     self.write_checkpoint(last_snap)
+                    self.last_snap = last_snap
                     return True
             early = self.end_epoch(epoch, losses, skipped, time.perf_counter() - t_start)
             last_snap = self.snapshot(epoch)
@@ -430,6 +434,7 @@ class _Run:
                 break
         # the checkpoint always holds the last complete epoch (exactly resumable) and the best weights
         self.write_checkpoint(last_snap)
+        self.last_snap = last_snap
         return False
 
     def _progress(self, epoch, step, losses, skipped, step_times, t_start) -> Progress:
@@ -452,7 +457,12 @@ class _Run:
                                       "extreme values")
         self.model.load_state_dict(self.best_state)
         self.model.eval()
+        # the second half of the default network reading, for the weights returned (on the device:
+        # one solve of the control cells under every training perturbation)
+        self.model.response_evidence = response_evidence(self.model, self.data, self.conditions)
         self.model.to("cpu")  # results (and checkpoints) live on the CPU; the device only speeds training up
+        if self.last_snap is not None:
+            self.write_checkpoint(self.last_snap)  # the checkpoint keeps the evidence beside the weights
         return FitResult(model=self.model, history=pd.DataFrame(self.history), best_epoch=self.best_epoch,
                          stopped=stopped, train_conditions=self.conditions, val_conditions=self.val_conditions,
                          train_config=self.cfg, events=self.events)
