@@ -41,10 +41,8 @@ def network_matrices(alpha_mode: str, reading: str) -> tuple[np.ndarray, np.ndar
     if key not in cache:
         cells = data.control_cells() if alpha_mode == "jacobian" else None
         cache.clear()  # one model at a time: drop matrices of older models
-        G = grn.grn_matrix(model, alpha_mode=alpha_mode, cells=cells)
-        scores = grn.network_matrix(model, reading=reading, alpha_mode=alpha_mode, cells=cells) \
-            if reading != "direct" else G
-        cache[key] = (scores, G)
+        cache[key] = (grn.network_matrix(model, reading=reading, alpha_mode=alpha_mode, cells=cells),
+                      grn.grn_matrix(model, alpha_mode=alpha_mode, cells=cells))
     return cache[key]
 
 

@@ -189,16 +189,17 @@ def run(args) -> int:
     top_k = edge_selection(args.top_k, result.model.n_genes)
     reading = grn.network_reading(result.model, args.reading)
     if ensemble is not None:
-        G, score = ensemble.network(reading="direct"), ensemble.network(reading=args.reading)
         edges = ensemble.edges(top_k=top_k, reading=args.reading)
     else:
-        G = grn.grn_matrix(result.model)
-        score = grn.network_matrix(result.model, reading=args.reading)
         edges = grn.model_edges(result.model, reading=args.reading, top_k=top_k)
     edge_io.write_edges_csv(edges, out / "grn.csv")
     written = [str(ckpt_path), str(out / "history.csv"), f"{out / 'grn.csv'} ({len(edges):,} edges, {reading} reading"
                + (f", consensus of {len(ensemble.members)} seeds)" if ensemble is not None else ")")]
-    if args.matrix:
+    if args.matrix:  # the whole matrices only when asked for (the scores' ranks are the costly part)
+        if ensemble is not None:
+            G, score = ensemble.network(reading="direct"), ensemble.network(reading=args.reading)
+        else:
+            G, score = grn.grn_matrix(result.model), grn.network_matrix(result.model, reading=args.reading)
         written.append(str(edge_io.write_matrix_npz(G, result.model.gene_names, out / "grn_matrix.npz",
                                                     score=None if reading == "direct" else score)))
     evidence = result.model.response_evidence
