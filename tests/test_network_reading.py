@@ -102,6 +102,31 @@ def test_a_model_that_made_the_data_reproduces_them_with_fit_one(noiseless):
     assert response_evidence(teacher, data, ["control"]) is None
 
 
+def test_the_shared_offset_is_no_regulators_response(noiseless):
+    """A model with a perturbation offset: its simulated knockouts move every gene by the offset,
+    but the evidence holds the regulators' own responses (the model without it), and the offset
+    is kept (restored after the solves)."""
+    import copy
+    import dataclasses
+
+    from perturbode_core.data.interventions import INTERVENTION_TYPES
+
+    teacher, data = noiseless
+    shared = copy.deepcopy(teacher)
+    shared.config = dataclasses.replace(teacher.config, perturbation_offset="per_type")
+    with torch.no_grad():
+        shared.type_offset[INTERVENTION_TYPES.index("knockout")] = 0.5
+    offset = shared.type_offset.detach().clone()
+    ctrl = data.X[data.cells_of(data.control)]
+    knockout = [data.interventions["G002"][0]]
+    moved = shared.simulate(ctrl, [knockout])[-1, 0].mean(0) - teacher.simulate(ctrl, [knockout])[-1, 0].mean(0)
+    assert np.abs(np.delete(moved, 2)).min() > 0.1  # the offset moves every other gene
+    ev, own = response_evidence(shared, data), response_evidence(teacher, data)
+    np.testing.assert_allclose(ev.response, own.response, atol=1e-5)
+    assert ev.fit == pytest.approx(own.fit, abs=1e-6)
+    assert torch.equal(shared.type_offset.detach(), offset)
+
+
 def test_a_model_that_did_not_make_the_data_fits_them_worse(noiseless):
     teacher, data = noiseless
     stranger = synthetic.teacher_model(8, seed=11)

@@ -5,8 +5,16 @@ In many real screens every perturbed population moves the same way whatever its 
 mean-shift baseline hard to beat. In others (and in simulations on a known network) there is
 none, and a term for it only absorbs the average of condition-specific effects. The test needs
 no ground truth: leave each perturbed condition out, predict its mean shift by the average shift
-of the others, and compare with predicting no shift. When the average of the others explains a
-real share of each condition's shift, the screen has a shared response.
+of the others, and compare with predicting no shift. When the average of the others predicts a
+condition's shift better than no shift does, the screen has a shared response.
+
+Only the genes a condition does not target are compared: a target's own change is what the
+intervention sets (a knockout takes its gene to zero), which no shared response explains. Counted
+in, the targets' large own changes drowned the shared part of the others: on the accuracy
+benchmark's myeloid, TF-atlas, SERGIO DS2 and bulk designs the test called no shared response
+although the average of the others predicts the rest of each held-out condition (Pearson 0.37-0.44
+on DS2 and the atlas), and a model with the offset predicts held-out conditions and reads the
+network better there (benchmarks/results/accuracy.md).
 """
 
 from __future__ import annotations
@@ -14,15 +22,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-#: Share of the no-shift error that the leave-one-out average must remove to call a response shared.
-SHARED_RESPONSE_GAIN = 0.1
+#: Share of the no-shift error that the leave-one-out average must remove to call a response
+#: shared: any (the average of the others predicts better than no shift at all).
+SHARED_RESPONSE_GAIN = 0.0
 
 
 def shared_response_gain(data, conditions=None, *, scale=None) -> float:
     """``1 - error(leave-one-out average shift) / error(no shift)`` over the perturbed conditions
-    (mean shifts from the control, per gene divided by ``scale``; default the genes' sd over all
-    cells). Positive when the other conditions' average predicts a condition's shift; NaN with
-    fewer than three perturbed conditions."""
+    and the genes each does not target (mean shifts from the control, per gene divided by
+    ``scale``; default the genes' sd over all cells; a gene's leave-one-out average is over the
+    other conditions that do not target it). Positive when the other conditions' average predicts
+    a condition's shift; NaN with fewer than three perturbed conditions."""
     conds = [c for c in (data.perturbations if conditions is None else conditions) if c != data.control]
     if len(conds) < 3:
         return float("nan")
@@ -38,10 +48,17 @@ def shared_response_gain(data, conditions=None, *, scale=None) -> float:
         scale = np.asarray(data.X, dtype=np.float64).std(0)
     scale = np.where(np.asarray(scale) > 1e-12, scale, 1.0)
     shifts = (means[1:] - means[0]) / scale
-    total = shifts.sum(0)
-    loo = (total[None, :] - shifts) / (len(conds) - 1)
+    off_target = np.ones_like(shifts, dtype=bool)  # conditions x genes: False where a condition targets the gene
+    index = {str(g): i for i, g in enumerate(data.gene_names)}
+    for k, c in enumerate(conds):
+        for iv in data.interventions.get(c, []):
+            if iv.gene in index:
+                off_target[k, index[iv.gene]] = False
+    shifts = np.where(off_target, shifts, 0.0)
+    others = off_target.sum(0)[None, :] - off_target  # per condition and gene: the other conditions counted
+    loo = (shifts.sum(0)[None, :] - shifts) / np.maximum(others, 1)
     no_shift = float((shifts ** 2).sum())
-    return float(1.0 - ((shifts - loo) ** 2).sum() / no_shift) if no_shift > 0 else float("nan")
+    return float(1.0 - ((shifts - loo) ** 2 * off_target).sum() / no_shift) if no_shift > 0 else float("nan")
 
 
 def has_shared_response(data, conditions=None, *, scale=None) -> bool:

@@ -70,8 +70,10 @@ class ModelConfig(OptionsMixin):
         per intervention type, e.g. CRISPRko and CRISPRa machinery differ; ``none``). ``auto``
         (default): ``per_type`` when the training data show a shared response
         (:func:`~perturbode_core.data.shared_response.has_shared_response`: the other conditions'
-        average shift predicts a condition's shift), else ``none``; resolved when the model is
-        built from data (a model built by hand takes ``none``).
+        average shift predicts a condition's shift on the genes it does not target better than no
+        shift), else ``none``; resolved when the model is built from data (a model built by hand
+        takes ``none``). The network's response evidence is simulated without the offset (it is
+        no regulator's effect).
     paired_control
         Predict each perturbed cell as its start cell plus the difference between its perturbed
         and its unperturbed trajectory (a paired counterfactual). The variation that the
