@@ -104,8 +104,8 @@ def test_a_model_that_made_the_data_reproduces_them_with_fit_one(noiseless):
 
 def test_the_shared_offset_is_no_regulators_response(noiseless):
     """A model with a perturbation offset: its simulated knockouts move every gene by the offset,
-    but the evidence holds the regulators' own responses (the model without it), and the offset
-    is kept (restored after the solves)."""
+    but the evidence holds the regulators' own responses (the model without it); its fit is that
+    of its predictions (with it: worse, on data made without one); the offset is kept."""
     import copy
     import dataclasses
 
@@ -115,7 +115,8 @@ def test_the_shared_offset_is_no_regulators_response(noiseless):
     shared = copy.deepcopy(teacher)
     shared.config = dataclasses.replace(teacher.config, perturbation_offset="per_type")
     with torch.no_grad():
-        shared.type_offset[INTERVENTION_TYPES.index("knockout")] = 0.5
+        # +-0.5 by gene (a uniform shift would leave the correlations of the fit unchanged)
+        shared.type_offset[INTERVENTION_TYPES.index("knockout")] = torch.tensor([0.5, -0.5] * 4)
     offset = shared.type_offset.detach().clone()
     ctrl = data.X[data.cells_of(data.control)]
     knockout = [data.interventions["G002"][0]]
@@ -123,7 +124,7 @@ def test_the_shared_offset_is_no_regulators_response(noiseless):
     assert np.abs(np.delete(moved, 2)).min() > 0.1  # the offset moves every other gene
     ev, own = response_evidence(shared, data), response_evidence(teacher, data)
     np.testing.assert_allclose(ev.response, own.response, atol=1e-5)
-    assert ev.fit == pytest.approx(own.fit, abs=1e-6)
+    assert own.fit == pytest.approx(1.0, abs=1e-4) and ev.fit < 0.9
     assert torch.equal(shared.type_offset.detach(), offset)
 
 
