@@ -36,7 +36,8 @@ MAX_START_CELLS = 200
 #: ... and at least, where the work budget below asks for fewer
 MIN_START_CELLS = 32
 #: start cells x perturbations x genes x modules solved for the evidence, at most: about half a
-#: minute of float32 solves on 2 CPU cores (measured by benchmarks/network_reading.py). Every
+#: minute of float32 solves on 2 CPU cores (measured by benchmarks/network_reading.py; twice that
+#: for a model with a perturbation offset, whose responses take a second solve). Every
 #: design of the accuracy benchmark stays under it (200 cells); a genome-scale screen starts from
 #: fewer cells (the responses are means over cells, paired with the same cells' control solve, so
 #: they are smooth in the cell count), never fewer than MIN_START_CELLS.
