@@ -54,11 +54,16 @@ def shared_response_gain(data, conditions=None, *, scale=None) -> float:
         for iv in data.interventions.get(c, []):
             if iv.gene in index:
                 off_target[k, index[iv.gene]] = False
-    shifts = np.where(off_target, shifts, 0.0)
-    others = off_target.sum(0)[None, :] - off_target  # per condition and gene: the other conditions counted
-    loo = (shifts.sum(0)[None, :] - shifts) / np.maximum(others, 1)
+    shifts[~off_target] = 0.0
+    # an off-target entry's leave-one-out average is over the other conditions not targeting
+    # that gene: (their sum) / (their count), the count a per-gene vector (no conditions x genes
+    # array of counts: genome-scale screens)
+    others = np.maximum(off_target.sum(0) - 1, 1).astype(np.float64)
+    loo = (shifts.sum(0)[None, :] - shifts) / others[None, :]
     no_shift = float((shifts ** 2).sum())
-    return float(1.0 - ((shifts - loo) ** 2 * off_target).sum() / no_shift) if no_shift > 0 else float("nan")
+    loo -= shifts
+    loo[~off_target] = 0.0
+    return float(1.0 - (loo ** 2).sum() / no_shift) if no_shift > 0 else float("nan")
 
 
 def has_shared_response(data, conditions=None, *, scale=None) -> bool:
