@@ -150,13 +150,32 @@ def test_intervention_levels_are_in_data_units_under_a_non_trivial_scale():
     out = m.simulate(x0, [spec], [0.0, 30.0])[-1, 0, 0]
     expected = [2.0 + 0.5 * scale[0],  # shift / gamma standardised units
                 0.0, 4.0, 0.75 * 2.0,
-                2.0 + 2 * m.config.shift_delta]  # overexpression strength: data units (shift_units="data")
+                2.0 + 2 * m.config.shift_delta]  # overexpression strength: data units (shift_units="level")
     np.testing.assert_allclose(out, expected, atol=1e-3)
     old = PerturbODE([f"g{i}" for i in range(p)], ModelConfig(n_modules=3, solver="dopri5", shift_units="standardised"),
                      mean=mean, scale=scale, control_level=np.full(p, 2.0))
     old.load_state_dict(m.state_dict())
     assert old.simulate(x0, ["g4:overexpression=2"], [0.0, 30.0])[-1, 0, 0, 4] == pytest.approx(
         2.0 + 2 * old.config.shift_delta * scale[4], abs=1e-3)
+
+
+def test_an_overexpression_raises_the_level_by_its_strength_whatever_the_decay():
+    """``level`` (default): the steady state of an isolated gene rises by value x strength in data
+    units for any decay; ``data`` adds it as a rate (rise = value x strength / gamma)."""
+    p = 3
+    scale = np.array([2.0, 0.5, 1.0])
+    rise = {}
+    for units in ("level", "data"):
+        m = PerturbODE([f"g{i}" for i in range(p)], ModelConfig(n_modules=2, solver="dopri5", shift_units=units),
+                       mean=np.zeros(p), scale=scale, control_level=np.full(p, 1.0))
+        with torch.no_grad():
+            m.A.zero_()
+            m.log_gamma.copy_(torch.log(torch.tensor([0.25, 4.0, 1.0])))  # slow, fast, unit decay
+        x0 = np.full((1, p), 1.0, np.float32)
+        out = m.simulate(x0, ["g0:overexpression=2+g1:overexpression=2+g2:overexpression=2"], [0.0, 80.0])
+        rise[units] = out[-1, 0, 0] - 1.0
+    np.testing.assert_allclose(rise["level"], [2.0, 2.0, 2.0], atol=1e-3)
+    np.testing.assert_allclose(rise["data"], [8.0, 0.5, 2.0], atol=1e-3)
 
 
 def test_default_module_count_follows_the_perturbations():

@@ -6,7 +6,9 @@ in standardised gene units ``z = (x - mean) / scale`` (DESIGN section 2). B (K x
 modules (a module's regulators), A (p x K) modules to genes (its targets); alpha >= 0 weighs each
 module; gamma > 0 is each gene's decay. Interventions act on the field per condition:
 
-- soft (``shift``, ``overexpression``): ``f_j += value`` (``value * delta_j`` for overexpression);
+- soft (``shift``, ``overexpression``): ``f_j += value`` (``value * delta_j * gamma_j`` for
+  overexpression: a rise of the steady state by ``value * delta_j``; ``value * delta_j`` with
+  ``shift_units="data"``);
 - perfect (``knockout``, ``knockdown``, ``clamp``): ``f_j = gamma_j (v_j - z_j)``, the regulatory
   input of j is cut and it relaxes to the level v_j;
 - ``activity``: the input that regulator j gives to the modules is scaled by a factor.
@@ -247,13 +249,14 @@ class PerturbODE(nn.Module):
 
     @property
     def delta(self) -> torch.Tensor:
-        """Overexpression strength per gene in standardised units per unit time:
-        ``shift_delta * exp(shared + own)``, divided by the gene's scale when ``shift_units`` is
-        ``data`` (the strength is then the same rise of expression in data units for every gene,
-        whatever its spread in the screen). Genes never overexpressed in training keep
-        ``own = 0``: the strength the screen's targets share."""
+        """Overexpression strength per gene in standardised units: ``shift_delta * exp(shared +
+        own)``, divided by the gene's scale when ``shift_units`` is ``data`` or ``level`` (the same
+        amount of expression in data units for every gene, whatever its spread in the screen).
+        With ``level`` the field adds it times the gene's decay gamma (a rise of the steady
+        state by that amount); with ``data`` as it is (a rate). Genes never overexpressed in
+        training keep ``own = 0``: the strength the screen's targets share."""
         delta = self.config.shift_delta * torch.exp(self.log_delta_shared + self.log_delta)
-        return delta / self.scale if self.config.shift_units == "data" else delta
+        return delta / self.scale if self.config.shift_units in ("data", "level") else delta
 
     def _anchored_c(self) -> torch.Tensor:
         z = self.anchor
@@ -399,7 +402,9 @@ class PerturbODE(nn.Module):
             if batch.has_latent:
                 module_bias = self.b + batch.latent @ self.W_latent.T  # (C, 1, K)
             if batch.has_overexpression:
-                bias = bias + batch.overexpression * self.delta
+                # level: rate = strength x decay, so that the steady state rises by the strength
+                rate = self.delta * gamma if self.config.shift_units == "level" else self.delta
+                bias = bias + batch.overexpression * rate
             if batch.has_clamp:
                 keep = (~batch.clamp_mask).to(bias.dtype)
                 bias = torch.where(batch.clamp_mask, gamma * batch.clamp_level, bias)

@@ -14,8 +14,8 @@ responses (correlation near 1) has total effects worth ranking beside ``G``; one
 (near 0) contributes only ``G``.
 
 Measured on the accuracy benchmark's 11 designs x 3 seeds (``benchmarks/edge_readings.py``): AUPR
-0.546 on average against 0.526 for ``G`` alone and 0.512 for the knockout z-score, better than ``G``
-in 25 of 33 runs; it costs the two designs where ``G`` is strongest (myeloid 0.740 -> 0.711, drug
+0.545 on average against 0.527 for ``G`` alone and 0.512 for the knockout z-score, better than ``G``
+in 24 of 33 runs; it costs the two designs where ``G`` is strongest (myeloid 0.753 -> 0.698, drug
 activity changes 0.759 -> 0.706).
 
 A model with a perturbation offset (``ModelConfig.perturbation_offset``: the response every
