@@ -161,6 +161,22 @@ def test_training_settings_survive_other_pages_and_defaults_are_the_cores(app):
     assert app.number_input(key="train_lr").value == pytest.approx(0.005)
 
 
+def test_the_train_page_says_whether_a_shared_response_is_learned(app):
+    import copy
+    import dataclasses
+
+    _open(app, "pages/train_page.py")
+    state = app.session_state[STATE_KEY]
+    assert state.model.config.perturbation_offset == "none"  # the myeloid demo's conditions share none
+    assert any("no shared response learned" in c.value for c in app.caption)
+    model = copy.deepcopy(state.model)
+    model.config = dataclasses.replace(model.config, perturbation_offset="per_type")
+    state.set_model(model, source="edited", name="with an offset")
+    app.run()
+    assert any("shared by every perturbed condition is learned (one per intervention type)" in c.value
+               for c in app.caption)
+
+
 def test_dead_modules_are_hidden_and_said(app):
     state = app.session_state[STATE_KEY]
     import copy

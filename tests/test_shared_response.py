@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 
 from perturbode_core.data.dataset import from_anndata
-from perturbode_core.data.shared_response import has_shared_response, shared_response_gain
+from perturbode_core.data.shared_response import describe_offset, has_shared_response, shared_response_gain
 from perturbode_core.model import ModelConfig, PerturbODE
 
 N_GENES, N_KO, CELLS = 12, 6, 30
 
 
-def screen(shared: float, specific: float, noise: float = 0.1, seed: int = 0):
+def screen(shared: float, specific: float, noise: float = 0.1, seed: int = 0, *, as_anndata: bool = False):
     """Knockouts of genes g0..g5: each takes its own gene down by 3, moves the genes of its own
     block (g6..g11, two per knockout, alternating signs) by ``specific`` and every gene it does
     not target by ``shared``; cells are the condition mean plus N(0, ``noise``) noise."""
@@ -33,7 +33,7 @@ def screen(shared: float, specific: float, noise: float = 0.1, seed: int = 0):
     adata = ad.AnnData(X=np.vstack(rows).astype(np.float32), obs=pd.DataFrame({"perturbation": labels}),
                        var=pd.DataFrame(index=genes))
     adata.obs_names = [f"c{i}" for i in range(adata.n_obs)]
-    return from_anndata(adata)
+    return adata if as_anndata else from_anndata(adata)
 
 
 def test_a_response_every_knockout_shares_is_found_although_the_targets_own_changes_are_larger():
@@ -61,3 +61,17 @@ def test_only_the_training_conditions_are_looked_at():
     data = screen(shared=0.5, specific=0.0)
     assert np.isnan(shared_response_gain(data, ["control", "g0", "g1"]))  # fewer than three perturbed
     assert shared_response_gain(data, ["g0", "g1", "g2"]) == pytest.approx(1.0, abs=0.05)
+
+
+def test_the_command_line_says_whether_a_shared_response_is_learned(tmp_path):
+    from test_cli import cli
+
+    said = {}
+    for name, shared, specific in (("shared", 0.3, 0.0), ("specific", 0.0, 1.0)):
+        path = tmp_path / f"{name}.h5ad"
+        screen(shared, specific, noise=0.5 if shared else 0.1, as_anndata=True).write_h5ad(path)
+        out = cli("train", "--data", path, "--out", tmp_path / name, "--epochs", 1)
+        assert out.returncode == 0, out.stderr
+        said[name] = out.stderr
+    assert describe_offset("per_type") in said["shared"] and "one per intervention type" in said["shared"]
+    assert describe_offset("none") in said["specific"] and "is learned" not in said["specific"]

@@ -70,3 +70,13 @@ def has_shared_response(data, conditions=None, *, scale=None) -> bool:
     """Whether :func:`shared_response_gain` exceeds :data:`SHARED_RESPONSE_GAIN`."""
     gain = shared_response_gain(data, conditions, scale=scale)
     return bool(np.isfinite(gain) and gain > SHARED_RESPONSE_GAIN)
+
+
+def describe_offset(mode: str) -> str:
+    """One sentence on a model's perturbation offset (its resolved ``ModelConfig.perturbation_offset``),
+    for the command line and the Train page."""
+    if mode == "none":
+        return "no shared response learned (the training conditions show none)"
+    scope = "one per intervention type" if mode == "per_type" else "one for every type"
+    return (f"a response shared by every perturbed condition is learned ({scope}): the other conditions' "
+            "average shift predicts each condition's shift on the genes it does not target")
