@@ -39,6 +39,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -246,6 +247,24 @@ class PerturbODE(nn.Module):
     def gamma(self) -> torch.Tensor:
         """Per-gene decay rates gamma > 0 (p,), ``exp(log_gamma)``."""
         return torch.exp(self.log_gamma)
+
+    @property
+    def has_offset(self) -> bool:
+        """Whether perturbed conditions receive a (nonzero) learned perturbation offset."""
+        return self.config.perturbation_offset != "none" and bool(self.type_offset.detach().any())
+
+    @contextmanager
+    def without_offset(self):
+        """The model with its perturbation offset at zero for the duration (restored after, also on
+        error): what its perturbations do beyond the response every perturbed condition shares."""
+        saved = self.type_offset.detach().clone()
+        with torch.no_grad():
+            self.type_offset.zero_()
+        try:
+            yield self
+        finally:
+            with torch.no_grad():
+                self.type_offset.copy_(saved)
 
     @property
     def delta(self) -> torch.Tensor:

@@ -26,7 +26,6 @@ regulator's evidence) and its fit taken from its predictions, with it: a second 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,8 +168,8 @@ def response_evidence(model, data, conditions=None, *, max_cells: int | None = N
     # the fit is the model's, as it predicts (with its offset); the responses are the regulators'
     # own (without it: the offset is the same for every regulator). One solve without an offset.
     predicted = mean_ends()
-    if _has_offset(model):
-        with _without_offset(model):
+    if model.has_offset:
+        with model.without_offset():
             means = mean_ends()
     else:
         means = predicted
@@ -182,10 +181,11 @@ def response_evidence(model, data, conditions=None, *, max_cells: int | None = N
     for k, c in enumerate(singles):
         j = index[data.interventions[c][0].gene]
         simulated = (means[k + 1] - base) / sd
+        as_predicted = (predicted[k + 1] - predicted[0]) / sd  # the model as it predicts (with its offset)
         observed = (data.X[data.cells_of(c)].mean(0) - control_mean) / sd
         others = np.arange(p) != j
         with np.errstate(invalid="ignore", divide="ignore"):
-            r = np.corrcoef(((predicted[k + 1] - predicted[0]) / sd)[others], observed[others])[0, 1]
+            r = np.corrcoef(as_predicted[others], observed[others])[0, 1]
         fits.append(max(0.0, float(np.nan_to_num(r))))
         columns.setdefault(j, []).append(np.abs(simulated))
     regulators = np.array(sorted(columns), dtype=np.int64)
@@ -195,24 +195,3 @@ def response_evidence(model, data, conditions=None, *, max_cells: int | None = N
     return ResponseEvidence(regulators=regulators, response=response, fit=float(np.median(fits)),
                             n_perturbations=len(singles))
 
-
-def _has_offset(model) -> bool:
-    offset = getattr(model, "type_offset", None)
-    return offset is not None and model.config.perturbation_offset != "none" and bool(offset.detach().any())
-
-
-@contextmanager
-def _without_offset(model):
-    """The model with its perturbation offset set to zero for the duration (restored after, also
-    on error): the responses are then the regulators' own."""
-    import torch
-
-    offset = model.type_offset
-    saved = offset.detach().clone()
-    with torch.no_grad():
-        offset.zero_()
-    try:
-        yield model
-    finally:
-        with torch.no_grad():
-            offset.copy_(saved)
