@@ -1,22 +1,41 @@
 """Home / Data: pick a built-in dataset, upload an .h5ad or name a server file; see a summary."""
 
-import pandas as pd
 import streamlit as st
 
-from perturbode_core.data import dataset as pdata
-from perturbode_core.io.h5ad import read_h5ad
-from perturbode_core import plots
-from perturbode_core.errors import PerturbODEError
-from perturbode_ui import data_io, loaders
-from perturbode_ui.state import get_state, load_demo
-from perturbode_ui.widgets import user_errors
+from perturbode_ui.state import has_state
 
-state = get_state()
+SUMMARY_METRICS = ("Cells", "Genes", "Conditions", "Control cells", "Median cells / condition")
+
+
+def summary_skeleton():
+    """The summary's row of metrics without values, in a placeholder the real summary replaces."""
+    slot = st.empty()
+    with slot.container():
+        st.caption("Reading the demo dataset…")
+        for col, label in zip(st.columns(len(SUMMARY_METRICS)), SUMMARY_METRICS):
+            col.metric(label, "…")
+    return slot
+
+
 st.title("Data")
 st.caption("Learn a gene regulatory network from a perturbation screen with an interpretable neural ODE. "
            "The demo dataset and a trained model are loaded; load your own data here.")
-
 builtin, upload, server = st.tabs(["Built-in datasets", "Upload .h5ad", "Server-side file"])
+# a session's first run: the layout goes out before the demo is read (importing pandas and AnnData
+# takes most of a second), so the browser fetches the page's widgets meanwhile
+skeleton = None if has_state() else summary_skeleton()
+
+import pandas as pd  # noqa: E402
+
+from perturbode_core.data import dataset as pdata  # noqa: E402
+from perturbode_core.io.h5ad import read_h5ad  # noqa: E402
+from perturbode_core import plots  # noqa: E402
+from perturbode_core.errors import PerturbODEError  # noqa: E402
+from perturbode_ui import data_io, loaders  # noqa: E402
+from perturbode_ui.state import get_state, load_demo  # noqa: E402
+from perturbode_ui.widgets import user_errors  # noqa: E402
+
+state = get_state()
 with builtin:
     names = loaders.builtin_datasets()
     current = names.index(state.dataset_name) if state.dataset_name in names else 0
@@ -114,7 +133,11 @@ if state.pending is not None:
                                truth=truth, messages=messages)
                 st.rerun()
 
+if skeleton is not None:
+    skeleton.empty()
 if state.data is None:
+    if state.startup_error:
+        st.error(state.startup_error)
     st.info("No dataset loaded yet.")
     st.stop()
 
@@ -123,12 +146,10 @@ summary = pdata.describe(data)
 st.subheader(f"{state.dataset_name}")
 for msg in state.data_messages:
     st.warning(msg)
-m = st.columns(5)
-m[0].metric("Cells", f"{summary['n_cells']:,}")
-m[1].metric("Genes", f"{summary['n_genes']:,}")
-m[2].metric("Conditions", summary["n_conditions"])
-m[3].metric("Control cells", f"{summary['n_control_cells']:,}")
-m[4].metric("Median cells / condition", f"{summary['median_cells_per_condition']:.0f}")
+values = (f"{summary['n_cells']:,}", f"{summary['n_genes']:,}", summary["n_conditions"],
+          f"{summary['n_control_cells']:,}", f"{summary['median_cells_per_condition']:.0f}")
+for col, label, value in zip(st.columns(len(SUMMARY_METRICS)), SUMMARY_METRICS, values):
+    col.metric(label, value)
 types = ", ".join(f"{k}: {v}" for k, v in summary["intervention_types"].items()) or "none"
 st.caption(f"Control label **{data.control}** · intervention targets by type: {types} · "
            f"{summary['n_combinations']} combinations · "

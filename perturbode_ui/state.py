@@ -31,9 +31,10 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import pandas as pd
+if TYPE_CHECKING:  # annotations only: the first page draws before pandas is imported
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -611,6 +612,8 @@ class AppState:
 def _last_loss(history) -> str:
     if history is None or not len(history) or "train_loss" not in history:
         return ""
+    import pandas as pd
+
     value = pd.to_numeric(history["train_loss"], errors="coerce").dropna()
     return f" (loss {value.iloc[-1]:.3g})" if len(value) else ""
 
@@ -651,6 +654,14 @@ def load_demo(state: AppState, name: str | None = None) -> None:
     state.add_model(ModelEntry(name=DEMO_MODEL if DEMO_MODEL not in state.models else f"{DEMO_MODEL} ({name})",
                                source="demo checkpoint", dataset=name, checkpoint_path=str(path), status="demo",
                                loader=load))
+
+
+def has_state() -> bool:
+    """Whether this browser session already has its :class:`AppState` (False on its first run, before
+    :func:`get_state` reads the demo)."""
+    import streamlit as st
+
+    return STATE_KEY in st.session_state
 
 
 def get_state() -> AppState:

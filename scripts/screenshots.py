@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -98,6 +99,14 @@ def wait_idle(page, timeout: float = 60.0) -> None:
                            timeout=timeout * 1000)
 
 
+def wait_first_page(page, timeout: float = 120.0) -> None:
+    """Wait until a new session's Data page shows its dataset: the summary metrics with their numbers
+    (the page draws them without values first, while it reads the demo) and the run finished."""
+    page.locator('[data-testid="stMetricValue"]').filter(has_text=re.compile(r"\d")).first.wait_for(
+        timeout=timeout * 1000)
+    wait_idle(page, timeout)
+
+
 def open_page(page, title: str, *, timeout: float = 60.0) -> None:
     """Open a page through the sidebar navigation (a new URL would start a new session).
 
@@ -123,8 +132,7 @@ def main(argv=None) -> int:
         browser = launch(pw)
         page = browser.new_page(viewport={"width": args.width, "height": args.height})
         page.goto(base)
-        wait_idle(page, 120)
-        page.get_by_role("heading", name="Data").first.wait_for()
+        wait_first_page(page)
         for title, name in PAGES:
             if title != "Data":
                 open_page(page, title)

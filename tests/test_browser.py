@@ -51,8 +51,7 @@ def _new_page(browser, base, *, width=1400, requests=None):
         page.on("request", lambda r: requests.append(r.url))
     page.set_default_timeout(60_000)
     page.goto(base)
-    shots.wait_idle(page, 120)
-    page.get_by_role("heading", name="Data").first.wait_for()
+    shots.wait_first_page(page)
     return ctx, page
 
 
