@@ -116,6 +116,49 @@ def test_train_seeds_writes_each_seed_and_their_consensus(teacher_h5ad, tmp_path
     assert not np.allclose(grn_matrix(members[0]), grn_matrix(members[1]))
 
 
+def test_simulate_averages_the_seeds_of_a_run_and_one_seed_when_named(teacher_h5ad, tmp_path):
+    import numpy as np
+
+    from perturbode_core.data.dataset import from_anndata
+    from perturbode_core.io.checkpoint import load_model
+    from perturbode_core.tools.simulate import effect_table, predict_anndata
+
+    run = tmp_path / "run"
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"train": {"cells_per_condition": 16, "warmup_steps": 100}, "model": {"n_modules": 8}}')
+    out = cli("train", "--data", teacher_h5ad, "--out", run, "--epochs", 2, "--seed", 9, "--seeds", 2, "--jobs", 2,
+              "--config", cfg, "--quiet")
+    assert out.returncode == 0, out.stderr
+    spec = "G001:knockout"
+    out = cli("simulate", "--checkpoint", run / "model.pt", "--data", teacher_h5ad, "--perturb", spec,
+              "--out", tmp_path / "mean.h5ad", "--max-cells", 40)
+    assert out.returncode == 0, out.stderr
+    assert "averaging the predictions of the run's 2 seeds (seed_9, seed_10)" in out.stdout  # numeric order
+    members = [load_model(run / f"seed_{s}" / "model.pt") for s in (9, 10)]
+    cells = from_anndata(ad.read_h5ad(teacher_h5ad)).control_cells()
+    cells = cells[np.random.default_rng(0).choice(len(cells), 40, replace=False)]  # what --max-cells 40 takes
+    preds = [predict_anndata(m, cells, ["control", spec]).X for m in members]
+    assert not np.allclose(preds[0], preds[1], atol=1e-4)  # the seeds predict differently
+    pred = ad.read_h5ad(tmp_path / "mean.h5ad")
+    np.testing.assert_allclose(pred.X, (preds[0] + preds[1]) / 2, atol=1e-5)
+    assert list(pred.uns["perturbode"]["members"]) == [str(run / "seed_9" / "model.pt"),
+                                                      str(run / "seed_10" / "model.pt")]
+    table = pd.read_csv(tmp_path / "mean_effects.csv").set_index("gene")
+    changes = [effect_table(m, cells, spec).set_index("gene")["mean_change"] for m in members]
+    for gene in table.index:
+        assert table.loc[gene, "mean_change"] == pytest.approx((changes[0][gene] + changes[1][gene]) / 2, abs=1e-5)
+        assert table.loc[gene, "change_sd"] == pytest.approx(abs(changes[0][gene] - changes[1][gene]) / np.sqrt(2),
+                                                             abs=1e-5)
+        same_sign = np.sign(changes[0][gene]) == np.sign(changes[1][gene])
+        assert table.loc[gene, "agreement"] == (1.0 if same_sign else 0.5)
+    # one seed named directly: that model alone, the single-model table
+    out = cli("simulate", "--checkpoint", run / "seed_10" / "model.pt", "--data", teacher_h5ad, "--perturb", spec,
+              "--out", tmp_path / "one.h5ad", "--max-cells", 40)
+    assert out.returncode == 0 and "averaging" not in out.stdout, out.stderr
+    np.testing.assert_allclose(ad.read_h5ad(tmp_path / "one.h5ad").X, preds[1], atol=1e-5)
+    assert "change_sd" not in pd.read_csv(tmp_path / "one_effects.csv").columns
+
+
 def test_train_seeds_refuses_resume(teacher_h5ad, tmp_path):
     out = cli("train", "--data", teacher_h5ad, "--out", tmp_path / "r", "--seeds", 2, "--resume")
     assert out.returncode != 0 and "cannot resume" in out.stderr and "Traceback" not in out.stderr

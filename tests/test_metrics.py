@@ -329,3 +329,20 @@ def test_metric_spread():
     assert s.loc["aupr", "std"] == pytest.approx(1.0)
     assert (s.loc["aupr", "min"], s.loc["aupr", "max"], s.loc["aupr", "n"]) == (1.0, 3.0, 3)
     assert "note" not in s.index
+
+
+def test_member_checkpoints_find_a_runs_seeds_in_numeric_order(tmp_path):
+    from perturbode_core.train.ensemble import member_checkpoints
+
+    run = tmp_path / "run"
+    for name in ("model.pt", "seed_10/model.pt", "seed_9/model.pt", "seed_x/model.pt", "seed_11/other.pt"):
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_bytes(b"")
+    assert member_checkpoints(run / "model.pt") == [run / "seed_9" / "model.pt", run / "seed_10" / "model.pt"]
+    assert member_checkpoints(run / "seed_10" / "model.pt") == [run / "seed_10" / "model.pt"]  # one seed, named
+    assert member_checkpoints(run / "seed_11" / "other.pt") == [run / "seed_11" / "other.pt"]
+    single = tmp_path / "single"
+    for name in ("model.pt", "seed_3/model.pt"):  # one member is no ensemble
+        (single / name).parent.mkdir(parents=True, exist_ok=True)
+        (single / name).write_bytes(b"")
+    assert member_checkpoints(single / "model.pt") == [single / "model.pt"]

@@ -12,7 +12,9 @@ def register(sub) -> None:
                        description="Integrate the data's control cells under a perturbation and write the "
                                    "predicted cells (plus the unperturbed simulation) as .h5ad, and a per-gene "
                                    "effect table beside it (<out>_effects.csv).")
-    p.add_argument("--checkpoint", required=True, metavar="RUN_DIR/model.pt", help="trained model")
+    p.add_argument("--checkpoint", required=True, metavar="RUN_DIR/model.pt",
+                   help="trained model; for a run trained with --seeds, every seed's prediction is averaged "
+                        "(name RUN_DIR/seed_S/model.pt for one seed alone)")
     add_data_options(p)
     p.add_argument("--perturb", required=True, metavar="SPEC",
                    help="GENE[:knockout|:knockdown=F|:overexpression[=FOLD]|:shift=VALUE|:clamp=LEVEL]"
@@ -28,20 +30,30 @@ def run(args) -> int:
 
     from perturbode_core.io.files import atomic_path, write_text_atomic
     from perturbode_core.io.checkpoint import check_genes, load_model
-    from perturbode_core.tools.simulate import effect_table, predict_anndata
+    from perturbode_core.tools.simulate import (effect_table, ensemble_effect_table, ensemble_predict_anndata,
+                                                 predict_anndata)
+    from perturbode_core.train.ensemble import member_checkpoints
     from perturbode_core.cli.common import load_data
 
-    model = load_model(args.checkpoint)
+    paths = member_checkpoints(args.checkpoint)
+    models = [load_model(path) for path in paths]
     data = load_data(args)
-    check_genes(model, data.gene_names, where=args.data)
+    for model in models:
+        check_genes(model, data.gene_names, where=args.data)
     cells = data.control_cells()
     if args.max_cells is not None and len(cells) > args.max_cells:
         cells = cells[np.random.default_rng(0).choice(len(cells), args.max_cells, replace=False)]
-    adata = predict_anndata(model, cells, ["control", args.perturb], horizon=args.horizon)
-    adata.uns["perturbode"] = {"checkpoint": str(args.checkpoint), "perturbation": args.perturb}
+    if len(models) > 1:
+        print(f"averaging the predictions of the run's {len(models)} seeds ({', '.join(p.parent.name for p in paths)})")
+    perturbations = ["control", args.perturb]
+    adata = predict_anndata(models[0], cells, perturbations, horizon=args.horizon) if len(models) == 1 else \
+        ensemble_predict_anndata(models, cells, perturbations, horizon=args.horizon)
+    adata.uns["perturbode"] = {"checkpoint": str(args.checkpoint), "perturbation": args.perturb,
+                               "members": [str(p) for p in paths]}
     with atomic_path(args.out) as tmp:
         adata.write_h5ad(tmp)
-    table = effect_table(model, cells, args.perturb, horizon=args.horizon)
+    table = effect_table(models[0], cells, args.perturb, horizon=args.horizon) if len(models) == 1 else \
+        ensemble_effect_table(models, cells, args.perturb, horizon=args.horizon)
     out = Path(args.out)
     effects = out.with_name(out.stem + "_effects.csv")
     write_text_atomic(effects, table.to_csv(index=False))

@@ -100,6 +100,25 @@ def consensus_edge_table(matrices, gene_names, *, top_k: int | None = None, keep
     return table
 
 
+def member_checkpoints(checkpoint: str | Path) -> list[Path]:
+    """The seed members of the run that ``checkpoint`` belongs to, first seed first.
+
+    A run trained with several seeds (``perturbode train --seeds N``, :func:`fit_ensemble` with a
+    ``checkpoint_dir``) keeps each member as ``RUN_DIR/seed_<seed>/model.pt`` beside
+    ``RUN_DIR/model.pt`` (a copy of the first). For that ``model.pt`` the members are returned;
+    for any other checkpoint (a single run, or one member named directly) the checkpoint alone.
+    """
+    checkpoint = Path(checkpoint)
+    if checkpoint.name != "model.pt":
+        return [checkpoint]
+    members = []
+    for path in checkpoint.parent.glob("seed_*/model.pt"):
+        tail = path.parent.name[len("seed_"):]
+        if tail.lstrip("-").isdigit():
+            members.append((int(tail), path))
+    return [path for _, path in sorted(members)] if len(members) > 1 else [checkpoint]
+
+
 def _fit_member(args):
     """One member in a worker process (one thread, so members train side by side)."""
     import torch
