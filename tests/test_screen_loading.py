@@ -1,6 +1,8 @@
 """Loading real screens (issue 11): unmeasured targets, conditions beyond the target's name, guides,
 escaping cells, gene selection; every bad input named once."""
 
+import warnings
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -33,6 +35,18 @@ def test_targets_outside_the_genes_are_kept_as_unmeasured_regulators():
     with pytest.raises(PerturbODEError, match="not in the model.s genes: QQ, ZZZ") as info:
         from_anndata(a, source="screen.h5ad", strict_targets=True)
     assert "screen.h5ad" in str(info.value) and info.value.fix
+
+
+def test_the_control_label_inside_a_combination_means_no_second_target():
+    # the GEARS / Norman et al. convention: singles of a combination screen are written A+ctrl
+    a = _adata(["ctrl"] * 4 + ["A+ctrl"] * 3 + ["ctrl+B"] * 3 + ["A+B"] * 3 + ["C"] * 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 'ctrl' among unmeasured regulators
+        d = from_anndata(a, control="ctrl")
+    assert d.conditions == ["ctrl", "A+B", "A+ctrl", "C", "ctrl+B"]
+    assert {c: [iv.gene for iv in d.interventions[c]] for c in d.conditions if c != "ctrl"} == \
+        {"A+B": ["A", "B"], "A+ctrl": ["A"], "C": ["C"], "ctrl+B": ["B"]}
+    assert d.unmeasured_targets == []
 
 
 def test_a_target_differing_from_a_gene_only_by_case_is_flagged_as_a_likely_typo():

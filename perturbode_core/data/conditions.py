@@ -118,10 +118,19 @@ def _cell_types(obs, targets, control, type_key, dose_key, default, activity_syn
     return kinds, values
 
 
-def _parse(label, kind, value, activity_synonyms, where, key):
+def _without_control(label, control) -> str:
+    """A combination label with the control label dropped from it: ``A+ctrl`` is the single
+    perturbation of A (the GEARS / Norman et al. convention for singles in a combination screen),
+    not A plus a gene called ``ctrl``."""
+    parts = str(label).split("+")
+    kept = [p for p in parts if p.strip() != control]
+    return "+".join(kept) if kept and len(kept) < len(parts) else str(label)
+
+
+def _parse(label, kind, value, activity_synonyms, where, key, control=None):
     value = None if value is None or (isinstance(value, float) and np.isnan(value)) else float(value)
-    return parse_spec(label, default_kind=kind, default_value=value, activity_synonyms=activity_synonyms,
-                      where=f"{where}, obs[{key!r}]")
+    return parse_spec(_without_control(label, control), default_kind=kind, default_value=value,
+                      activity_synonyms=activity_synonyms, where=f"{where}, obs[{key!r}]")
 
 
 def _explicit(ivs: list[Intervention]) -> list[Intervention]:
@@ -150,13 +159,13 @@ def _by_label(targets, control, kinds, values, activity_synonyms, where, key) ->
     for label, groups in sorted(per_label.items()):
         if len(groups) == 1:
             i = first[groups[0]]
-            interventions[label] = _parse(label, kinds[i], values[i], activity_synonyms, where, key)
+            interventions[label] = _parse(label, kinds[i], values[i], activity_synonyms, where, key, control)
             continue
         # one label, several types or doses: one condition each, named by its canonical spec
         names = []
         for g in groups:
             i = first[g]
-            ivs = _explicit(_parse(label, kinds[i], values[i], activity_synonyms, where, key))
+            ivs = _explicit(_parse(label, kinds[i], values[i], activity_synonyms, where, key, control))
             name = format_spec(ivs)
             if name in interventions:  # e.g. 'A' knockdown=0.5 and 'A:knockdown=0.5' in one file
                 raise PerturbODEError(f"Two labels describe the same condition {name!r}", where=f"{where}, obs[{key!r}]",
@@ -191,5 +200,5 @@ def _by_column(labels, targets, control, kinds, values, activity_synonyms, where
                                       fix="Give each condition one target, type and dose, or key conditions by "
                                           "another column")
         i = int(cells[rows.index[0]])
-        interventions[str(cond)] = _parse(targets[i], kinds[i], values[i], activity_synonyms, where, key)
+        interventions[str(cond)] = _parse(targets[i], kinds[i], values[i], activity_synonyms, where, key, control)
     return Conditions(labels=labels.astype(str), interventions=interventions)
