@@ -49,6 +49,26 @@ def test_the_control_label_inside_a_combination_means_no_second_target():
     assert d.unmeasured_targets == []
 
 
+def test_genes_indexed_by_ids_take_the_symbols_the_targets_use():
+    ids = ["ENSG1", "ENSG2", "ENSG3", "ENSG4"]
+    a = _adata(["control"] * 4 + ["A"] * 3 + ["B"] * 3, genes=ids)
+    a.var["gene_symbols"] = ["A", "B", "B", None]  # a repeated symbol and a gene without one
+    a.var["biotype"] = ["protein_coding"] * 4
+    with pytest.warns(PerturbODEInfo, match="genes named by var\\['gene_symbols'\\]: 2 of the 2 .*1 repeated"):
+        d = from_anndata(a)
+    assert d.gene_names == ["A", "B", "B-1", "ENSG4"]
+    assert d.unmeasured_targets == []
+    # targets already among var_names: the index stays, whatever the columns hold
+    b = _adata(["control"] * 4 + ["A"] * 3, genes=("A", "B", "C"))
+    b.var["gene_symbols"] = ["x", "A", "y"]
+    assert from_anndata(b).gene_names == ["A", "B", "C"]
+    # no column names the targets: the index stays and the targets are unmeasured regulators
+    c = _adata(["control"] * 4 + ["A"] * 3, genes=("g1", "g2", "g3"))
+    c.var["gene_symbols"] = ["x", "y", "z"]
+    with pytest.warns(PerturbODEWarning, match="none of the 1 target"):
+        assert from_anndata(c).gene_names == ["g1", "g2", "g3"]
+
+
 def test_a_target_differing_from_a_gene_only_by_case_is_flagged_as_a_likely_typo():
     with pytest.warns(PerturbODEWarning, match="a \\(gene A\\?\\)"):
         d = from_anndata(_adata(["control"] * 4 + ["a"] * 3))

@@ -317,6 +317,7 @@ def from_anndata(
                             condition_name=condition_key or "assigned_guide", intervention_type_key=intervention_type_key,
                             dose_key=dose_key, default_intervention=default_intervention,
                             activity_synonyms=activity_synonyms, where=where)
+    gene_names = _names_the_targets_use(adata, gene_names, conds.interventions, where)
     X, counts = _read_expression(adata, layer, normalize, gene_names, rows, where)
     layers = {} if counts is None else {"counts": counts}
     steps = {"normalized": bool(normalize), "genes_in_file": len(gene_names)}
@@ -360,6 +361,43 @@ def _unique_gene_names(adata, where: str) -> list[str]:
             f"Duplicated gene names: {', '.join(dup[:5])}{' ...' if len(dup) > 5 else ''} ({len(dup)} in all)",
             where=f"{where}, var_names", fix="Make them unique with adata.var_names_make_unique()")
     return gene_names
+
+
+def _names_the_targets_use(adata, gene_names: list[str], interventions, where: str) -> list[str]:
+    """The genes' names as the perturbation labels write them.
+
+    Files often index genes by an identifier (Ensembl IDs as ``var_names``) and keep symbols in a
+    ``var`` column (``gene_symbols``, ``gene_name``), while the perturbation column names the
+    targets by symbol. When no target is among ``var_names`` but at least half of them are in one
+    text column of ``var``, that column names the genes (entries it leaves empty keep their
+    ``var_names``; repeated symbols are made unique as ``var_names_make_unique`` does) and an info
+    line says so. Otherwise ``var_names`` stay.
+    """
+    targets = {iv.gene for ivs in interventions.values() for iv in ivs}
+    if not targets or targets & set(gene_names):
+        return gene_names
+    best, best_hits = None, 0
+    for col in adata.var.columns:
+        values = adata.var[col]
+        if not (pd.api.types.is_object_dtype(values) or isinstance(values.dtype, pd.CategoricalDtype)
+                or pd.api.types.is_string_dtype(values)):
+            continue
+        hits = len(targets & set(values.dropna().astype(str)))
+        if hits > best_hits:
+            best, best_hits = col, hits
+    if best is None or best_hits < max(1, len(targets) / 2):
+        return gene_names
+    from anndata.utils import make_index_unique
+
+    values = adata.var[best].astype(object)
+    names = [str(v) if isinstance(v, str) and v.strip() else g for v, g in zip(values, gene_names)]
+    unique = [str(n) for n in make_index_unique(pd.Index(names))]
+    renamed = sum(a != b for a, b in zip(names, unique))
+    warnings.warn(f"{where}: genes named by var[{best!r}]: {best_hits} of the {len(targets)} perturbation target(s) "
+                  f"are among its values and none among var_names (e.g. {gene_names[0]})"
+                  + (f"; {renamed} repeated name(s) made unique (-1, -2, ...)" if renamed else ""),
+                  PerturbODEInfo, stacklevel=3)
+    return unique
 
 
 def _cells_and_targets(adata, *, perturbation_key, control, condition_key, guides, min_guide_umis, min_guide_fraction,
