@@ -163,7 +163,9 @@ def build(out: Path) -> list[dict]:
     item("control_absent", "control_absent.h5ad", "h5ad", "error",
          r"Control label 'control' does not occur",
          # the page only offers labels the file has: 'control' cannot be chosen
-         dashboard={"expect": "not_offered", "message": "control"})
+         dashboard={"expect": "not_offered", "message": "control"},
+         # the command line without --control looks for the usual labels, and says which occur
+         cli={"expect": "error", "message": r"Could not find the control cells.*values include NTC-guide"})
 
     one = labels + ["CEBPA+SPI1"]
     _write(_adata(labels=one, X=np.random.default_rng(2).gamma(2.0, 0.5, (len(one), len(GENES)))),

@@ -294,6 +294,20 @@ def test_highly_variable_genes_always_keep_the_measured_targets():
 
 
 # ---------------------------------------------------------------------------------- command line
+def test_without_control_flag_the_control_label_is_found_and_named():
+    defaults = data_options(build_parser().parse_args(["train", "--data", "x.h5ad", "--out", "run"]))
+    assert defaults["control"] is None  # the command line guesses
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the usual label: no note
+        assert from_anndata(_adata(["control"] * 4 + ["A"] * 3), control=None).control == "control"
+    with pytest.warns(PerturbODEInfo, match="control cells are those labelled 'non-targeting'"):
+        d = from_anndata(_adata(["non-targeting"] * 4 + ["A"] * 3), control=None, source="s.h5ad")
+    assert d.control == "non-targeting" and d.conditions == ["non-targeting", "A"]
+    with pytest.raises(PerturbODEError, match="Could not find the control cells") as info:
+        from_anndata(_adata(["wt"] * 4 + ["A"] * 3), control=None)
+    assert "--control" in info.value.fix and "wt" in info.value.fix
+
+
 def test_data_flags_and_options_are_one_table():
     """The flags the demo build writes for a dataset parse back to exactly its load options."""
     options = {"control": "non-targeting", "normalize": True, "guides": "guide_counts", "escapees": "drop",

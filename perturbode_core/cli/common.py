@@ -31,8 +31,8 @@ class DataFlag:
 DATA_FLAGS = (
     DataFlag("--perturbation-key", "perturbation_key", "obs column with the target gene(s) of each cell, "
              "'+'-joined for combinations (default: perturbation)", default="perturbation", metavar="COLUMN"),
-    DataFlag("--control", "control", "label of control cells in that column (default: control)",
-             default="control", metavar="LABEL"),
+    DataFlag("--control", "control", "label of control cells in that column (default: control, or else the one of "
+             "ctrl, non-targeting, NT, non_targeting, unperturbed that occurs, named in a note)", metavar="LABEL"),
     DataFlag("--condition-key", "condition_key", "obs column that keys the conditions (condition, guide, a drug "
              "and dose); the perturbation column then names each condition's targets, so one target may appear "
              "with several types or doses (default: conditions are the perturbation labels)", metavar="COLUMN"),

@@ -469,6 +469,9 @@ def _read_labels(raw_labels: pd.Series, column: str, control: str | None, where:
         if control is None:
             raise PerturbODEError("Could not find the control cells", where=f"{where}, obs[{column!r}]",
                                   fix=f"Give the control label (--control); values include {', '.join(present[:8])}")
+        if control != DEFAULT_CONTROL_LABELS[0]:
+            warnings.warn(f"{where}: the control cells are those labelled {control!r} in obs[{column!r}] (guessed; "
+                          "give --control / 'Control label' for another)", PerturbODEInfo, stacklevel=4)
     if control not in set(present):
         guess = guess_control_label(present)
         hint = f"; did you mean {guess!r}?" if guess else ""
