@@ -69,6 +69,12 @@ def test_genes_indexed_by_ids_take_the_symbols_the_targets_use():
         assert from_anndata(c).gene_names == ["g1", "g2", "g3"]
 
 
+def test_combinations_joined_otherwise_than_by_plus_are_pointed_out():
+    with pytest.warns(PerturbODEWarning, match="target\\(s\\) A_B are not measured genes but join measured ones"):
+        d = from_anndata(_adata(["control"] * 4 + ["A"] * 3 + ["A_B"] * 3 + ["ZZ_A"] * 2))
+    assert d.unmeasured_targets == ["A_B", "ZZ_A"]  # read as written; ZZ_A joins an unmeasured name: no hint
+
+
 def test_a_target_differing_from_a_gene_only_by_case_is_flagged_as_a_likely_typo():
     with pytest.warns(PerturbODEWarning, match="a \\(gene A\\?\\)"):
         d = from_anndata(_adata(["control"] * 4 + ["a"] * 3))

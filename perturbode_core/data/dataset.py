@@ -591,6 +591,13 @@ def _report_load(data: PerturbationData, split, where, key) -> None:
         warnings.warn(f"{where}: {len(unmeasured)} target(s) are not among the {len(gene_names)} measured genes and "
                       f"enter the model as unmeasured regulators: {', '.join(unmeasured[:20])}"
                       f"{' ...' if len(unmeasured) > 20 else ''}", PerturbODEInfo, stacklevel=4)
+    measured = set(gene_names)
+    joined = [t for t in unmeasured if any(len(parts) > 1 and all(p in measured for p in parts)
+                                           for parts in (t.split(sep) for sep in ("_", ",", ";", "|")))]
+    if joined:  # e.g. scPerturb's AHR_KLF1: an unmeasured regulator of that name is unlikely
+        warnings.warn(f"{where}: target(s) {', '.join(joined[:5])}{' ...' if len(joined) > 5 else ''} are not measured "
+                      "genes but join measured ones: if they are combinations, write them with '+' (A+B); as they "
+                      "are, each is one unmeasured regulator.", PerturbODEWarning, stacklevel=4)
     if len(set_aside):
         cells = set_aside[set_aside["what"] == "cells"]
         conds = set_aside[set_aside["what"] == "condition"]
