@@ -73,6 +73,9 @@ def test_combinations_joined_otherwise_than_by_plus_are_pointed_out():
     with pytest.warns(PerturbODEWarning, match="target\\(s\\) A_B are not measured genes but join measured ones"):
         d = from_anndata(_adata(["control"] * 4 + ["A"] * 3 + ["A_B"] * 3 + ["ZZ_A"] * 2))
     assert d.unmeasured_targets == ["A_B", "ZZ_A"]  # read as written; ZZ_A joins an unmeasured name: no hint
+    with pytest.warns(PerturbODEWarning, match="target\\(s\\) A_2, B-sg1 look like guides of measured genes"):
+        d = from_anndata(_adata(["control"] * 4 + ["A_2"] * 3 + ["B-sg1"] * 3 + ["C_X"] * 2 + ["Q_1"] * 2))
+    assert d.unmeasured_targets == ["A_2", "B-sg1", "C_X", "Q_1"]  # C_X: no number; Q_1: Q is no gene
 
 
 def test_a_target_differing_from_a_gene_only_by_case_is_flagged_as_a_likely_typo():

@@ -12,6 +12,7 @@ how to fix it.
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -573,6 +574,13 @@ def _drop_empty(labels, keep, control, interventions, aside, where) -> np.ndarra
     return np.ones(len(labels), bool) if not gone else ~np.isin(labels, gone)
 
 
+def _guide_of_measured_gene(label: str, measured: set) -> bool:
+    """Whether ``label`` reads as a measured gene plus a guide suffix (``GATA1_2``, ``SPI1-sg1``,
+    ``CEBPA.g3``): a name, a separator, then a short tag that ends in a number."""
+    match = re.fullmatch(r"(.+?)[_\-.]((?:sg|g|guide|gRNA|sgRNA)?\d{1,3}[a-z]?)", label, flags=re.IGNORECASE)
+    return bool(match) and match.group(1) in measured
+
+
 def _report_load(data: PerturbationData, split, where, key) -> None:
     """One info line each: labels split by type, unmeasured targets; one warning: what was set aside."""
     gene_names, set_aside = data.gene_names, data.set_aside
@@ -598,6 +606,12 @@ def _report_load(data: PerturbationData, split, where, key) -> None:
         warnings.warn(f"{where}: target(s) {', '.join(joined[:5])}{' ...' if len(joined) > 5 else ''} are not measured "
                       "genes but join measured ones: if they are combinations, write them with '+' (A+B); as they "
                       "are, each is one unmeasured regulator.", PerturbODEWarning, stacklevel=4)
+    guide_like = [t for t in unmeasured if t not in joined and _guide_of_measured_gene(t, measured)]
+    if guide_like:  # GATA1_2, SPI1-sg1: labels that name guides, not genes
+        warnings.warn(f"{where}: target(s) {', '.join(guide_like[:5])}{' ...' if len(guide_like) > 5 else ''} look like "
+                      "guides of measured genes: label cells by their target gene (or key conditions by the guide "
+                      "column with --condition-key); as they are, each is one unmeasured regulator.",
+                      PerturbODEWarning, stacklevel=4)
     if len(set_aside):
         cells = set_aside[set_aside["what"] == "cells"]
         conds = set_aside[set_aside["what"] == "condition"]
