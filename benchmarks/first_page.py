@@ -21,7 +21,6 @@ table of medians and the ratio to the bare app; not a test (speed is never asser
 from __future__ import annotations
 
 import argparse
-import re
 import importlib.util
 import os
 import statistics
@@ -34,11 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("perturbode_screenshots", ROOT / "scripts" / "screenshots.py")
 shots = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(shots)
-
-#: what "the first page is there" means: the Data page's summary metrics with their numbers (the page
-#: first draws them without values while it reads the demo: those do not count)
-CONTENT = '[data-testid="stMetricValue"]'
-CONTENT_TEXT = re.compile(r"\d")
 
 BARE_APP = '''import streamlit as st
 st.title("Data")
@@ -72,7 +66,7 @@ def _content_seconds(browser, base: str, t0: float) -> float:
     try:
         page = ctx.new_page()
         page.goto(base)
-        page.locator(CONTENT).filter(has_text=CONTENT_TEXT).first.wait_for(timeout=120_000)
+        shots.first_page_numbers(page).wait_for(timeout=120_000)  # metrics with numbers, not placeholders
         seconds = time.perf_counter() - t0
         # let the rest of the page (the charts) arrive before the next session: a later user does
         # not come in while the first user's page is still drawing

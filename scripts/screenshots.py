@@ -99,11 +99,16 @@ def wait_idle(page, timeout: float = 60.0) -> None:
                            timeout=timeout * 1000)
 
 
+def first_page_numbers(page):
+    """The Data page's summary metrics once they show numbers (a new session's page draws them
+    without values first, while it reads the demo): what "the first page is there" means."""
+    return page.locator('[data-testid="stMetricValue"]').filter(has_text=re.compile(r"\d")).first
+
+
 def wait_first_page(page, timeout: float = 120.0) -> None:
-    """Wait until a new session's Data page shows its dataset: the summary metrics with their numbers
-    (the page draws them without values first, while it reads the demo) and the run finished."""
-    page.locator('[data-testid="stMetricValue"]').filter(has_text=re.compile(r"\d")).first.wait_for(
-        timeout=timeout * 1000)
+    """Wait until a new session's Data page shows its dataset (:func:`first_page_numbers`) and the
+    run has finished."""
+    first_page_numbers(page).wait_for(timeout=timeout * 1000)
     wait_idle(page, timeout)
 
 

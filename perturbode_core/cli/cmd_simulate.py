@@ -30,8 +30,7 @@ def run(args) -> int:
 
     from perturbode_core.io.files import atomic_path, write_text_atomic
     from perturbode_core.io.checkpoint import check_genes, load_model
-    from perturbode_core.tools.simulate import (effect_table, ensemble_effect_table, ensemble_predict_anndata,
-                                                 predict_anndata)
+    from perturbode_core.tools.simulate import ensemble_effect_table, ensemble_predict_anndata
     from perturbode_core.train.ensemble import member_checkpoints
     from perturbode_core.cli.common import load_data
 
@@ -46,14 +45,12 @@ def run(args) -> int:
     if len(models) > 1:
         print(f"averaging the predictions of the run's {len(models)} seeds ({', '.join(p.parent.name for p in paths)})")
     perturbations = ["control", args.perturb]
-    adata = predict_anndata(models[0], cells, perturbations, horizon=args.horizon) if len(models) == 1 else \
-        ensemble_predict_anndata(models, cells, perturbations, horizon=args.horizon)
+    adata = ensemble_predict_anndata(models, cells, perturbations, horizon=args.horizon)  # one model: its own
     adata.uns["perturbode"] = {"checkpoint": str(args.checkpoint), "perturbation": args.perturb,
                                "members": [str(p) for p in paths]}
     with atomic_path(args.out) as tmp:
         adata.write_h5ad(tmp)
-    table = effect_table(models[0], cells, args.perturb, horizon=args.horizon) if len(models) == 1 else \
-        ensemble_effect_table(models, cells, args.perturb, horizon=args.horizon)
+    table = ensemble_effect_table(models, cells, args.perturb, horizon=args.horizon)
     out = Path(args.out)
     effects = out.with_name(out.stem + "_effects.csv")
     write_text_atomic(effects, table.to_csv(index=False))
