@@ -30,7 +30,9 @@ def run(args) -> int:
 
     from perturbode_core.io.files import atomic_path, write_text_atomic
     from perturbode_core.io.checkpoint import check_genes, load_model
+    from perturbode_core.data.interventions import parse_spec
     from perturbode_core.tools.simulate import ensemble_effect_table, ensemble_predict_anndata
+    from perturbode_core.tools.target_support import support_note
     from perturbode_core.train.ensemble import member_checkpoints
     from perturbode_core.cli.common import load_data
 
@@ -46,8 +48,10 @@ def run(args) -> int:
         print(f"averaging the predictions of the run's {len(models)} seeds ({', '.join(p.parent.name for p in paths)})")
     perturbations = ["control", args.perturb]
     adata = ensemble_predict_anndata(models, cells, perturbations, horizon=args.horizon)  # one model: its own
+    # the members share their training data, so the first one's evidence speaks for them all
+    note = support_note(models[0], parse_spec(args.perturb, where="--perturb"))
     adata.uns["perturbode"] = {"checkpoint": str(args.checkpoint), "perturbation": args.perturb,
-                               "members": [str(p) for p in paths]}
+                               "members": [str(p) for p in paths], "support_note": note or ""}
     with atomic_path(args.out) as tmp:
         adata.write_h5ad(tmp)
     table = ensemble_effect_table(models, cells, args.perturb, horizon=args.horizon)
@@ -58,4 +62,6 @@ def run(args) -> int:
     top = table.head(5)
     for row in top.itertuples():
         print(f"  {row.gene}: {row.mean_change:+.3f}")
+    if note:
+        print(f"note: {note}")
     return 0

@@ -31,6 +31,7 @@ import pandas as pd
 from perturbode_core.data.interventions import DEFAULT_VALUES, Intervention, format_spec
 from perturbode_core.errors import PerturbODEError, check_choice
 from perturbode_core.tools.simulate import BATCH_VALUES, FLOOR, as_interventions, combine_interventions, end_states
+from perturbode_core.tools.target_support import weakest_level
 
 __all__ = ["Readout", "ScreenResult", "candidate_perturbations", "run_screen", "READOUT_KINDS", "DIRECTIONS"]
 
@@ -88,7 +89,10 @@ class ScreenResult:
     ``targets``, ``effect`` (mean over models), ``effect_sd`` (spread over models; NaN with one
     model), ``agreement`` (share of models whose effect has the mean's sign), ``z_effect`` (for a
     gene readout: the effect in units of the gene's spread), ``hits_readout`` (the candidate
-    perturbs the readout gene itself, a trivial hit), and one ``effect_<model>`` column per model.
+    perturbs the readout gene itself, a trivial hit), ``support`` (whether the candidate's targets
+    were perturbed in training, :mod:`~perturbode_core.tools.target_support`: the weakest target's
+    level; a candidate never perturbed ranks on inferred effects), and one ``effect_<model>``
+    column per model.
     """
 
     table: pd.DataFrame
@@ -238,6 +242,7 @@ def run_screen(models, cells, perturbations=None, *, readout: Readout, direction
     if readout.kind == "gene":
         table["z_effect"] = mean / float(models[0].scale[models[0].gene_index[readout.name]])
     table["hits_readout"] = [readout.kind == "gene" and any(iv.gene == readout.name for iv in c) for c in cand]
+    table["support"] = [weakest_level(models[0], c) for c in cand]
     for name, row in zip(names, E):
         table[f"effect_{name}"] = row
     key = {"decrease": table["effect"], "increase": -table["effect"], "either": -table["effect"].abs()}[direction]

@@ -251,7 +251,9 @@ def ensemble_predict_anndata(models, cells, perturbations, *, horizon: float | N
 
     Averaging members trained with different seeds removes much of what one run's weights owe to
     chance: on the accuracy benchmark's splits the Pearson of held-out changes rose from 0.633
-    (one seed) to 0.700 (3 seeds, 22 runs), the energy distance fell from 1.395 to 1.385.
+    (one seed) to 0.700 (3 seeds, 22 runs), the energy distance fell from 1.395 to 1.385. On the small
+    networks alone (benchmarks/results/seed_ensemble.md) the Pearson rose but the energy distance
+    grew (the mean over members is a narrower population than any member's).
     """
     models = list(models)
     preds = [predict_anndata(m, cells, perturbations, horizon=horizon) for m in models]
