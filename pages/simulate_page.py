@@ -3,7 +3,7 @@
 import streamlit as st
 
 from perturbode_core import plots
-from perturbode_core.data.interventions import format_spec, parse_spec
+from perturbode_core.data.interventions import format_spec
 from perturbode_core.tools.target_support import support_note
 from perturbode_ui import data_io, simulation
 from perturbode_ui.state import get_state
@@ -92,7 +92,7 @@ if sc is not None:
         st.warning(f"The model's prediction fell below zero for {', '.join(clipped['gene'].head(8))}"
                    f"{'…' if len(clipped) > 8 else ''}: shown clipped at 0 (column *clipped*: the share of cells). "
                    "Expression cannot be negative; treat these numbers as 'switched off', not as precise levels.")
-    weak_note = support_note(model, parse_spec(sc.spec))
+    weak_note = support_note(model, sc.spec)
     if weak_note:
         st.info(weak_note)
     effects_tab, traj_tab, cells_tab = st.tabs(["Effects", "Trajectories", "Cells on the embedding"])

@@ -30,7 +30,6 @@ def run(args) -> int:
 
     from perturbode_core.io.files import atomic_path, write_text_atomic
     from perturbode_core.io.checkpoint import check_genes, load_model
-    from perturbode_core.data.interventions import parse_spec
     from perturbode_core.tools.simulate import ensemble_effect_table, ensemble_predict_anndata
     from perturbode_core.tools.target_support import support_note
     from perturbode_core.train.ensemble import member_checkpoints
@@ -49,7 +48,7 @@ def run(args) -> int:
     perturbations = ["control", args.perturb]
     adata = ensemble_predict_anndata(models, cells, perturbations, horizon=args.horizon)  # one model: its own
     # the members share their training data, so the first one's evidence speaks for them all
-    note = support_note(models[0], parse_spec(args.perturb, where="--perturb"))
+    note = support_note(models[0], args.perturb)
     adata.uns["perturbode"] = {"checkpoint": str(args.checkpoint), "perturbation": args.perturb,
                                "members": [str(p) for p in paths], "support_note": note or ""}
     with atomic_path(args.out) as tmp:

@@ -31,7 +31,7 @@ import pandas as pd
 from perturbode_core.data.interventions import DEFAULT_VALUES, Intervention, format_spec
 from perturbode_core.errors import PerturbODEError, check_choice
 from perturbode_core.tools.simulate import BATCH_VALUES, FLOOR, as_interventions, combine_interventions, end_states
-from perturbode_core.tools.target_support import weakest_level
+from perturbode_core.tools.target_support import weakest_levels
 
 __all__ = ["Readout", "ScreenResult", "candidate_perturbations", "run_screen", "READOUT_KINDS", "DIRECTIONS"]
 
@@ -242,7 +242,7 @@ def run_screen(models, cells, perturbations=None, *, readout: Readout, direction
     if readout.kind == "gene":
         table["z_effect"] = mean / float(models[0].scale[models[0].gene_index[readout.name]])
     table["hits_readout"] = [readout.kind == "gene" and any(iv.gene == readout.name for iv in c) for c in cand]
-    table["support"] = [weakest_level(models[0], c) for c in cand]
+    table["support"] = weakest_levels(models[0], cand)
     for name, row in zip(names, E):
         table[f"effect_{name}"] = row
     key = {"decrease": table["effect"], "increase": -table["effect"], "either": -table["effect"].abs()}[direction]

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from perturbode_core.errors import PerturbODEError
+from perturbode_core.tools.simulate import as_interventions
 
 PERTURBED, NOT_PERTURBED, UNKNOWN = "perturbed in training", "not perturbed in training", "unknown"
 #: The levels from the least to the most support (a perturbation of several targets is as
@@ -65,55 +66,64 @@ class Support:
         return self.level == NOT_PERTURBED
 
 
-def target_support(model, interventions) -> list[Support]:
-    """The training support of each target of ``interventions`` (:class:`~perturbode_core.data.
-    interventions.Intervention` objects, e.g. from :func:`~perturbode_core.data.interventions.parse_spec`)."""
+def _support_reader(model):
+    """``gene -> Support`` for ``model``: the evidence's lookups built once, for many targets."""
     evidence = getattr(model, "response_evidence", None)
     names = list(model.target_names)
     perturbed = set() if evidence is None else {names[int(i)] for i in evidence.regulators}
-    out = []
-    for iv in interventions:
-        gene = str(iv.gene)
+
+    def support_of(gene: str) -> Support:
         if evidence is None:
-            out.append(Support(gene, UNKNOWN, float("nan"), ""))
-        elif gene in perturbed:
-            out.append(Support(gene, PERTURBED, float("nan"), ""))
-        elif gene not in model.gene_index or evidence.response.shape[1] == 0:
-            out.append(Support(gene, NOT_PERTURBED, 0.0, ""))
-        else:
-            row = np.asarray(evidence.response[model.gene_index[gene]], dtype=float)
-            k = int(np.argmax(row))
-            largest = float(row[k])
-            out.append(Support(gene, NOT_PERTURBED, largest,
-                               names[int(evidence.regulators[k])] if largest > 0 else ""))
-    return out
+            return Support(gene, UNKNOWN, float("nan"), "")
+        if gene in perturbed:
+            return Support(gene, PERTURBED, float("nan"), "")
+        if gene not in model.gene_index or evidence.response.shape[1] == 0:
+            return Support(gene, NOT_PERTURBED, 0.0, "")
+        row = np.asarray(evidence.response[model.gene_index[gene]], dtype=float)
+        k = int(np.argmax(row))
+        largest = float(row[k])
+        return Support(gene, NOT_PERTURBED, largest, names[int(evidence.regulators[k])] if largest > 0 else "")
+
+    return support_of
 
 
-def weakest(model, interventions) -> Support:
-    """The least supported target of a perturbation (the support of a perturbation of several targets)."""
-    support = target_support(model, interventions)
+def target_support(model, perturbation) -> list[Support]:
+    """The training support of each target of ``perturbation`` (a spec such as ``"GATA1+SPI1"`` or
+    a list of :class:`~perturbode_core.data.interventions.Intervention`)."""
+    support_of = _support_reader(model)
+    return [support_of(str(iv.gene)) for iv in as_interventions(perturbation, model.target_names)]
+
+
+def _least(support: list[Support]) -> Support:
     if not support:
         raise PerturbODEError("A perturbation without targets has no support", where="target support",
                               fix="Name at least one target")
     return min(support, key=lambda t: LEVEL_ORDER.index(t.level))
 
 
-def weakest_level(model, interventions) -> str:
-    """:func:`weakest`'s level."""
-    return weakest(model, interventions).level
+def weakest(model, perturbation) -> Support:
+    """The least supported target of a perturbation (the support of a perturbation of several targets)."""
+    return _least(target_support(model, perturbation))
 
 
-def support_table(model, interventions) -> pd.DataFrame:
+def weakest_levels(model, perturbations) -> list[str]:
+    """:func:`weakest`'s level for each of many perturbations (the lookups built once)."""
+    support_of = _support_reader(model)
+    return [_least([support_of(str(iv.gene)) for iv in as_interventions(p, model.target_names)]).level
+            for p in perturbations]
+
+
+def support_table(model, perturbation) -> pd.DataFrame:
     """:func:`target_support` as a table: ``gene, support, largest_change, under``."""
     rows = [{"gene": s.gene, "support": s.level, "largest_change": s.largest_change, "under": s.under}
-            for s in target_support(model, interventions)]
+            for s in target_support(model, perturbation)]
     return pd.DataFrame(rows, columns=["gene", "support", "largest_change", "under"])
 
 
-def support_note(model, interventions) -> str | None:
+def support_note(model, perturbation) -> str | None:
     """One sentence naming the targets the training screen did not perturb (None when there are
     none, or when the model keeps no evidence)."""
-    weak = [t for t in target_support(model, interventions) if t.weak]
+    weak = [t for t in target_support(model, perturbation) if t.weak]
     if not weak:
         return None
     one = len(weak) == 1
