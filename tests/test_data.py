@@ -130,6 +130,23 @@ def test_split_is_seeded_and_never_holds_out_control():
         split_conditions(d, 3)
 
 
+def test_a_random_split_keeps_unmeasured_targets_in_training_and_a_named_one_needs_a_training_twin():
+    from perturbode_core.errors import PerturbODEInfo
+
+    # X and Y are not among the measured genes (latent regulators); Y is also perturbed with A
+    labels = ["control"] * 2 + [g for g in ("A", "B", "C", "X", "Y", "A+Y") for _ in range(2)]
+    d = from_anndata(_adata(labels, genes=tuple("ABC")), strict_targets=False)
+    for seed in range(10):
+        with pytest.warns(PerturbODEInfo, match="3 condition.s. whose targets are not among the measured genes stay"):
+            train, held = split_conditions(d, 0.4, seed=seed)
+        assert len(held) == 1 and held[0] in ("A", "B", "C")  # 40 % of the 3 drawable, X, Y, A+Y kept
+        assert {"X", "Y", "A+Y"} <= set(train)
+    # by name: Y is perturbed in training by A+Y, so its model knows it; X is seen nowhere else
+    assert split_conditions(d, ["Y"])[1] == ["Y"]
+    with pytest.raises(PerturbODEError, match="target X, which are not measured and not perturbed by any training"):
+        split_conditions(d, ["X"])
+
+
 def test_time_column():
     a = _adata(LABELS, time=[0.0] * 2 + [1.0] * 2 + [1.0] * 3 + [2.0] * 3)
     d = from_anndata(a)

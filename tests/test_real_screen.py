@@ -140,6 +140,27 @@ def test_demo_checkpoint_was_trained_by_the_cli_with_the_datasets_load_options(d
 
 
 
+def test_the_demo_knockouts_leave_the_share_of_their_transcript_the_training_knockouts_left(demo, data, tmp_path,
+                                                                                           capsys):
+    from perturbode_core.data.knockout_level import knockout_level
+
+    # the training knockouts of measured genes (JAK2 and STAT1 keep a quarter, most others ~80 %)
+    level = knockout_level(data, demo.settings.train_conditions)
+    assert 0.5 < level < 0.75 and demo.model.config.knockout_level == pytest.approx(level, abs=1e-6)
+    out = tmp_path / "STAT2.h5ad"  # held out of the demo's training
+    assert main(["simulate", "--checkpoint", str(demo_checkpoint_path(NAME)), "--data", str(shipped_path(NAME)),
+                 *data_flags(load_options(NAME)), "--perturb", "STAT2", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f"leaves {100 * level:.0f} % of its own level" in said
+    effects = pd.read_csv(tmp_path / "STAT2_effects.csv").set_index("gene")["mean_change"]
+    measured = _change(data, "STAT2")["STAT2"]  # -1.21 of a control level of 3.24
+    # the knockout lowers its target to what is left of it: -0.85 (-1.26 before the cells whose
+    # prediction fell below zero are clipped there) against the measured -1.21; read as a deletion
+    # the target would fall by its whole control level, 3.24
+    assert abs(effects["STAT2"] - measured) < 0.4
+    assert effects["STAT2"] > -0.5 * data.X[data.cells_of(data.control), data.gene_names.index("STAT2")].mean()
+
+
 def test_the_build_script_trains_the_demo_with_the_datasets_flags_and_holdouts(tmp_path):
     import importlib.util
     import json

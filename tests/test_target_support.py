@@ -137,3 +137,16 @@ def test_the_simulate_page_warns_about_a_target_the_screen_never_moved(start_app
     finally:
         model.response_evidence = ev  # the demo model may be shared with other tests
 
+
+
+def test_held_out_scores_say_whether_each_target_was_perturbed_in_training(trained, teacher_data):
+    from perturbode_core.tools.evaluate import prediction_comparison
+
+    # G003 and G007 were held out of training, G001 was knocked out in it (scored here in-sample)
+    _, per = prediction_comparison(trained.model, teacher_data, ["G003", "G007", "G001"],
+                                   train_conditions=[c for c in teacher_data.conditions if c not in ("G003", "G007")],
+                                   baselines=["no_change"])
+    support = per[per.method == "PerturbODE"].set_index("condition")["support"]
+    assert support.to_dict() == {"G003": NOT_PERTURBED, "G007": NOT_PERTURBED, "G001": PERTURBED}
+    # every method's row of a condition carries the same support
+    assert (per[per.method == "no_change"].set_index("condition")["support"] == support).all()

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from perturbode_core.cli.common import add_data_options, add_reading_option, edge_selection, load_data, read_config_file, top_k_option
+from perturbode_core.data.knockout_level import describe_knockout_level
 from perturbode_core.data.shared_response import describe_offset
 from perturbode_core.io.edges import DEFAULT_TOP_K_RULE
 from perturbode_core.model.model_config import N_MODULES_RULE
@@ -210,6 +211,8 @@ def run(args) -> int:
               f"{evidence.fit:.2f} beside G in the {reading} reading", file=sys.stderr)
     if not args.quiet:
         print(describe_offset(result.model.config.perturbation_offset), file=sys.stderr)
+        if result.model.config.knockout_level > 0:
+            print(describe_knockout_level(result.model.config.knockout_level), file=sys.stderr)
     state = "stopped early" if result.stopped else "done"
     for event in result.events:
         if event.startswith("auto_batch"):

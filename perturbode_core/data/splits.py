@@ -3,9 +3,16 @@ conditions that pick the best epoch."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from perturbode_core.errors import PerturbODEError
+from perturbode_core.errors import PerturbODEError, PerturbODEInfo
+
+
+def _unmeasured_targets(data, condition) -> list[str]:
+    measured = set(data.gene_names)
+    return [iv.gene for iv in data.interventions.get(condition, []) if iv.gene not in measured]
 
 
 def split_conditions(data, holdout: float | int | list[str] = 0.2, *,
@@ -16,7 +23,9 @@ def split_conditions(data, holdout: float | int | list[str] = 0.2, *,
     ----------
     holdout
         A fraction (0-1) or a number of conditions drawn at random (seeded), or a list of
-        condition names.
+        condition names. The draw leaves conditions whose targets are not measured genes in
+        training (the fraction is of the others); a list may name them only when another training
+        condition perturbs the same target.
     seed
         Seed of the draw.
 
@@ -35,13 +44,30 @@ def split_conditions(data, holdout: float | int | list[str] = 0.2, *,
         if isinstance(holdout, float) and not 0 <= holdout < 1:
             raise PerturbODEError(f"Held-out fraction {holdout} is not in [0, 1)", where="holdout",
                                   fix="Give e.g. 0.2, or a number of conditions")
-        n = int(round(holdout * len(perts))) if isinstance(holdout, float) else int(holdout)
+        # a target outside the measured genes is a latent regulator learned only from its own
+        # perturbations: held out, nothing would say what it does, so such conditions stay in training
+        drawable = [c for c in perts if not _unmeasured_targets(data, c)]
+        n = int(round(holdout * len(drawable))) if isinstance(holdout, float) else int(holdout)
         if n >= len(perts):
             raise PerturbODEError(f"Cannot hold out {n} of {len(perts)} perturbations", where="holdout",
                                   fix="Keep at least one perturbation for training")
+        if holdout and len(drawable) < len(perts):
+            warnings.warn(PerturbODEInfo(
+                f"{len(perts) - len(drawable)} condition(s) whose targets are not among the measured genes stay in "
+                "training (a model cannot predict an unmeasured regulator it never saw perturbed); the held-out "
+                f"conditions are drawn from the other {len(drawable)}"), stacklevel=2)
+            n = min(n, len(drawable))
         rng = np.random.default_rng(seed)
-        held = sorted(rng.choice(perts, size=n, replace=False).tolist()) if n else []
+        held = sorted(rng.choice(drawable, size=n, replace=False).tolist()) if n else []
     train = [data.control] + [c for c in perts if c not in set(held)]
+    seen = {iv.gene for c in train for iv in data.interventions.get(c, [])}
+    unseen = sorted({g for c in held for g in _unmeasured_targets(data, c) if g not in seen})
+    if unseen:
+        raise PerturbODEError(
+            f"Held-out condition(s) target {', '.join(unseen[:5])}, which are not measured and not perturbed by any "
+            "training condition: a model cannot predict what an unmeasured regulator does without seeing it "
+            "perturbed", where=data.source,
+            fix="Hold out conditions of measured genes, or keep a condition that perturbs them in training")
     return train, held
 
 

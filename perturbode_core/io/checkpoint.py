@@ -245,6 +245,7 @@ def _model_config(saved: dict) -> ModelConfig:
     """The saved options; options added later take the value that keeps an older model's meaning."""
     saved = dict(saved)
     saved.setdefault("shift_units", "standardised")  # overexpression strengths were per gene sd
+    saved.setdefault("knockout_level", 0.0)  # knockouts took their targets to zero
     return ModelConfig.from_dict(saved)
 
 

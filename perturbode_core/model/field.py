@@ -10,7 +10,9 @@ module; gamma > 0 is each gene's decay. Interventions act on the field per condi
   overexpression: a rise of the steady state by ``value * delta_j``; ``value * delta_j`` with
   ``shift_units="data"``);
 - perfect (``knockout``, ``knockdown``, ``clamp``): ``f_j = gamma_j (v_j - z_j)``, the regulatory
-  input of j is cut and it relaxes to the level v_j;
+  input of j is cut and it relaxes to the level v_j (a knockout: ``knockout_level`` times its
+  control level, 0 unless the screen's knockouts left part of their transcript, with its input to
+  the modules that of level zero: the protein is gone; :mod:`perturbode_core.data.knockout_level`);
 - ``activity``: the input that regulator j gives to the modules is scaled by a factor.
 
 Targets outside the measured genes (real screens model a few thousand variable genes; a guide's
@@ -145,6 +147,8 @@ class PerturbODE(nn.Module):
         config = (config or ModelConfig()).resolved_for(p)
         if config.perturbation_offset == "auto":  # no data to decide from: no offset
             config = dataclasses.replace(config, perturbation_offset="none")
+        if config.knockout_level == "auto":  # nothing measured: the transcript is removed
+            config = dataclasses.replace(config, knockout_level=0.0)
         self.config = config
         self.gene_names = gene_names
         self.gene_index = {g: i for i, g in enumerate(gene_names)}
@@ -206,6 +210,11 @@ class PerturbODE(nn.Module):
 
             shared = has_shared_response(data, None if conditions is None else list(conditions))
             config = dataclasses.replace(config, perturbation_offset="per_type" if shared else "none")
+        if config.knockout_level == "auto":
+            from perturbode_core.data.knockout_level import knockout_level
+
+            config = dataclasses.replace(config, knockout_level=knockout_level(
+                data, None if conditions is None else list(conditions)))
         level = np.median(ctrl, axis=0) if config.anchor == "control_median" else ctrl.mean(0)
         mean, sd = column_mean_std(data.X, rows)
         # floor the scale so that genes with (almost) no variance do not explode in z units
@@ -335,7 +344,13 @@ class PerturbODE(nn.Module):
                 v = iv.resolved_value
                 if iv.kind == "knockout":
                     mask[ci, 0, j] = True
-                    level[ci, 0, j] = (0.0 - self.mean[j]) / self.scale[j]
+                    left = float(self.config.knockout_level)
+                    if left > 0:  # the protein is gone, part of its transcript is still measured
+                        ctrl_data = ctrl_level_z[j] * self.scale[j] + self.mean[j]
+                        level[ci, 0, j] = (left * ctrl_data - self.mean[j]) / self.scale[j]
+                        act[ci, 0, j] = 0.0
+                    else:
+                        level[ci, 0, j] = (0.0 - self.mean[j]) / self.scale[j]
                 elif iv.kind == "knockdown":
                     mask[ci, 0, j] = True
                     ctrl_data = ctrl_level_z[j] * self.scale[j] + self.mean[j]

@@ -78,6 +78,16 @@ class ModelConfig(OptionsMixin):
         shift), else ``none``; resolved when the model is built from data (a model built by hand
         takes ``none``). The network's response evidence is simulated without the offset (it is
         no regulator's effect).
+    knockout_level
+        What a knockout leaves of its target's own measured level, as a fraction of the control
+        level (0 to 1). A knockout always removes the target's effect on other genes (its input to
+        the modules is that of level zero); this only sets the target's own level, which a CRISPR
+        knockout's partly degraded transcript keeps in real screens. ``auto`` (default): the
+        fraction the training knockouts left of their targets
+        (:func:`~perturbode_core.data.knockout_level.knockout_level`; 0 on simulated screens,
+        0.67 on the built-in Papalexi screen), resolved when the model is built from data (a
+        model built by hand, or a checkpoint made before this option, takes 0: the transcript
+        removed).
     paired_control
         Predict each perturbed cell as its start cell plus the difference between its perturbed
         and its unperturbed trajectory (a paired counterfactual). The variation that the
@@ -114,6 +124,7 @@ class ModelConfig(OptionsMixin):
     checkpoint_steps: bool = False
     perturbation_offset: str = "auto"
     paired_control: bool = True
+    knockout_level: str | float = "auto"
 
     def __post_init__(self):
         """Check every option once, at construction (also after ``dataclasses.replace``); raise
@@ -132,6 +143,12 @@ class ModelConfig(OptionsMixin):
         if self.n_modules is not None and (not isinstance(self.n_modules, int) or self.n_modules < 1):
             raise PerturbODEError(f"n_modules must be a positive integer, got {self.n_modules!r}",
                                   where="option 'n_modules'", fix="Give e.g. 32, or leave it empty for the default")
+        if self.knockout_level != "auto" and not (
+                isinstance(self.knockout_level, (int, float)) and not isinstance(self.knockout_level, bool)
+                and 0.0 <= self.knockout_level <= 1.0):
+            raise PerturbODEError(f"knockout_level must be 'auto' or a fraction from 0 to 1, got {self.knockout_level!r}",
+                                  where="option 'knockout_level'",
+                                  fix="Give e.g. 0 (the transcript removed), 0.7, or 'auto' (measured on the screen)")
         if self.shift_delta < 0:
             raise PerturbODEError("shift_delta must be >= 0", where="option 'shift_delta'", fix="Give e.g. 1")
 

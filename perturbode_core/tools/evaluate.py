@@ -154,7 +154,9 @@ def prediction_comparison(model, data, heldout, *, train_conditions=None, baseli
     -------
     (summary, per_condition)
         ``summary``: one row per method with the mean of each metric over the held-out conditions
-        (model first) and ``seconds``; ``per_condition``: one row per (method, condition).
+        (model first) and ``seconds``; ``per_condition``: one row per (method, condition), with
+        the ``support`` of the condition's least supported target in the model's training
+        (:func:`~perturbode_core.tools.target_support.weakest_levels`: perturbed in training or not).
     """
     from perturbode_core.tools.baselines import PREDICTION_BASELINES
     from perturbode_core.tools.metrics import score_predictions
@@ -189,6 +191,12 @@ def prediction_comparison(model, data, heldout, *, train_conditions=None, baseli
                         "n_conditions": len(heldout), **mean, "seconds": seconds[method]})
     per_condition = pd.concat(per, ignore_index=True)
     per_condition = per_condition[["method"] + [c for c in per_condition.columns if c != "method"]]
+    # whether each condition's targets were perturbed in training: a prediction for a target that
+    # was not is an extrapolation (benchmarks/results/target_support.md), so the scores say which
+    from perturbode_core.tools.target_support import weakest_levels
+
+    support = dict(zip(heldout, weakest_levels(model, [data.interventions[c] for c in heldout])))
+    per_condition.insert(2, "support", per_condition["condition"].map(support))
     return pd.DataFrame(summary), per_condition
 
 
