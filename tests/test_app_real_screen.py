@@ -89,3 +89,20 @@ def test_an_uploaded_screen_gets_guides_escapees_and_gene_selection_from_the_dat
                                   "targets_kept": 9, "escapees": "flag"}
     assert "counts" in data.layers and "assigned_guide" in data.obs and data.escape is not None
     assert "Knockout efficiency" in [s.value for s in at.subheader]
+
+
+def test_the_train_and_simulate_pages_say_what_a_knockout_leaves(app):
+    from perturbode_core.data.knockout_level import describe_knockout_level
+
+    level = app.session_state[STATE_KEY].model.config.knockout_level  # the demo's: 0.61
+    assert 0.5 < level < 0.75
+    app.switch_page("pages/train_page.py").run()
+    assert not app.exception and not app.error
+    assert any(describe_knockout_level(level) in c.value for c in app.caption)
+    app.switch_page("pages/simulate_page.py").run()
+    assert not app.exception and not app.error
+    app.text_input(key="sim_spec").set_value("STAT2:knockout").run()
+    app.button(key="sim_run").click().run()
+    assert not app.exception and not app.error
+    said = [c.value for c in app.caption if "of its own level, as this screen's training knockouts" in c.value]
+    assert said and said[0].startswith(f"The knockout of STAT2 leaves {100 * level:.0f} %")
