@@ -29,12 +29,13 @@ MIN_LEVEL = 0.05
 MIN_CONTROL_LEVEL = 0.05
 
 
-def knockout_pairs(data, conditions=None) -> list[tuple[str, float, float]]:
+def knockout_pairs(data, conditions=None, *, control=None) -> list[tuple[str, float, float]]:
     """``(target, control level, level in the knockout's cells)`` of each single knockout of a
-    measured gene among ``conditions`` (default: every condition), in data units."""
+    measured gene among ``conditions`` (default: every condition), in data units (``control``: the
+    control cells' mean, when the caller has it already)."""
     names = {g: i for i, g in enumerate(data.gene_names)}
     keep = None if conditions is None else set(conditions)
-    control = data.control_cells().mean(0)
+    control = data.control_cells().mean(0) if control is None else control
     pairs = []
     for cond, ivs in data.interventions.items():
         if cond == data.control or (keep is not None and cond not in keep):
@@ -58,10 +59,11 @@ def knockout_level(data, conditions=None) -> float:
     in the control cells (nothing measured: the transcript is taken as removed, the simulators'
     reading), and when the fraction is below :data:`MIN_LEVEL`.
     """
-    pairs = knockout_pairs(data, conditions)
+    control = data.control_cells().mean(0)
+    pairs = knockout_pairs(data, conditions, control=control)
     if not pairs:
         return 0.0
-    floor = MIN_CONTROL_LEVEL * max(float(np.mean(np.abs(data.control_cells().mean(0)))), 1e-12)
+    floor = MIN_CONTROL_LEVEL * max(float(np.mean(np.abs(control))), 1e-12)
     ctrl = np.array([c for _, c, _ in pairs])
     ko = np.array([k for _, _, k in pairs])
     use = ctrl > floor

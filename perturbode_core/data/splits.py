@@ -10,8 +10,7 @@ import numpy as np
 from perturbode_core.errors import PerturbODEError, PerturbODEInfo
 
 
-def _unmeasured_targets(data, condition) -> list[str]:
-    measured = set(data.gene_names)
+def _unmeasured_targets(data, condition, measured: set) -> list[str]:
     return [iv.gene for iv in data.interventions.get(condition, []) if iv.gene not in measured]
 
 
@@ -34,6 +33,7 @@ def split_conditions(data, holdout: float | int | list[str] = 0.2, *,
     (train, heldout) condition labels; train starts with the control.
     """
     perts = data.perturbations
+    measured = set(data.gene_names)  # once: a genome-wide screen has thousands of conditions and genes
     if isinstance(holdout, (list, tuple)):
         unknown = [h for h in holdout if h not in set(perts)]
         if unknown:
@@ -46,7 +46,7 @@ def split_conditions(data, holdout: float | int | list[str] = 0.2, *,
                                   fix="Give e.g. 0.2, or a number of conditions")
         # a target outside the measured genes is a latent regulator learned only from its own
         # perturbations: held out, nothing would say what it does, so such conditions stay in training
-        drawable = [c for c in perts if not _unmeasured_targets(data, c)]
+        drawable = [c for c in perts if not _unmeasured_targets(data, c, measured)]
         n = int(round(holdout * len(drawable))) if isinstance(holdout, float) else int(holdout)
         if n >= len(perts):
             raise PerturbODEError(f"Cannot hold out {n} of {len(perts)} perturbations", where="holdout",
@@ -61,7 +61,7 @@ def split_conditions(data, holdout: float | int | list[str] = 0.2, *,
         held = sorted(rng.choice(drawable, size=n, replace=False).tolist()) if n else []
     train = [data.control] + [c for c in perts if c not in set(held)]
     seen = {iv.gene for c in train for iv in data.interventions.get(c, [])}
-    unseen = sorted({g for c in held for g in _unmeasured_targets(data, c) if g not in seen})
+    unseen = sorted({g for c in held for g in _unmeasured_targets(data, c, measured) if g not in seen})
     if unseen:
         raise PerturbODEError(
             f"Held-out condition(s) target {', '.join(unseen[:5])}, which are not measured and not perturbed by any "

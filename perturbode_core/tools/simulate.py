@@ -36,10 +36,11 @@ def knockout_note(model, perturbation) -> str | None:
     """A sentence on what the perturbation's knockouts leave of their targets' own level, when the
     model's ``knockout_level`` is above zero (None otherwise: a knockout then removes its target)."""
     level = float(model.config.knockout_level)
-    measured = set(model.gene_names)
+    if level <= 0:
+        return None
     genes = [iv.gene for iv in as_interventions(perturbation, model.target_names)
-             if iv.kind == "knockout" and iv.gene in measured]
-    if level <= 0 or not genes:
+             if iv.kind == "knockout" and iv.gene in model.gene_index]
+    if not genes:
         return None
     return (f"The knockout of {', '.join(genes)} leaves {100 * level:.0f} % of its own level, as this screen's "
             "training knockouts left of their targets (a CRISPR knockout's transcript is only partly degraded); "
