@@ -4,7 +4,7 @@ import streamlit as st
 
 from perturbode_core import plots
 from perturbode_core.data.interventions import format_spec
-from perturbode_core.tools.simulate import knockout_note
+from perturbode_core.tools.simulate import target_level_note
 from perturbode_core.tools.target_support import support_note
 from perturbode_ui import data_io, simulation
 from perturbode_ui.state import get_state
@@ -96,7 +96,7 @@ if sc is not None:
     weak_note = support_note(model, sc.spec)
     if weak_note:
         st.info(weak_note)
-    ko_note = knockout_note(model, sc.spec)
+    ko_note = target_level_note(model, sc.spec)
     if ko_note:
         st.caption(ko_note)
     effects_tab, traj_tab, cells_tab = st.tabs(["Effects", "Trajectories", "Cells on the embedding"])

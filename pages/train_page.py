@@ -3,7 +3,7 @@
 import streamlit as st
 
 from perturbode_core import plots
-from perturbode_core.data.knockout_level import describe_knockout_level
+from perturbode_core.data.knockout_level import describe_knockdown_level, describe_knockout_level, knockdown_rule, measured_knockdown
 from perturbode_core.data.shared_response import describe_offset
 from perturbode_core.model import SOLVERS, ModelConfig
 from perturbode_core.model.model_config import N_MODULES_RULE
@@ -144,7 +144,9 @@ else:
                   if getattr(state.model, "response_evidence", None) is not None else "")
                + f" · {describe_offset(state.model.config.perturbation_offset)}"
                + (f" · {describe_knockout_level(state.model.config.knockout_level)}"
-                  if state.model.config.knockout_level > 0 else ""))
+                  if state.model.config.knockout_level > 0 else "")
+               + (f" · {describe_knockdown_level(knockdown_rule(state.model.config))}"
+                  if measured_knockdown(state.model.config) else ""))
     if state.history is not None and len(state.history):
         st.plotly_chart(plots.loss_figure(state.history, title=f"Training history of {state.current_model}"),
                         key="history_loss")

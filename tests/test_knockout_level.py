@@ -1,4 +1,5 @@
-"""What a knockout leaves of its target's own level (perturbode_core.data.knockout_level)."""
+"""What a knockout, or a knock-down without a dose, leaves of its target's own level
+(perturbode_core.data.knockout_level)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 import torch
 
 from perturbode_core.data.dataset import from_anndata
-from perturbode_core.data.knockout_level import describe_knockout_level, knockout_level, knockout_pairs
+from perturbode_core.data.knockout_level import (describe_knockdown_level, describe_knockout_level, knockdown_level,
+                                                 knockdown_rule, knockout_level, own_level_pairs)
 from perturbode_core.errors import PerturbODEError
 from perturbode_core.io.checkpoint import load_model, save_checkpoint
 from perturbode_core.model import ModelConfig, PerturbODE
@@ -18,9 +20,11 @@ GENES = ["g0", "g1", "g2", "g3", "g4"]
 CONTROL = np.array([4.0, 2.0, 0.001, 3.0, 1.0])
 
 
-def screen(left: dict, cells: int = 20, *, as_anndata: bool = False):
-    """Control cells at :data:`CONTROL` (no noise); a knockout of g cells at ``left[g]`` times its
-    control level on g and the control elsewhere; one overexpression of g3 beside them."""
+def screen(left: dict, cells: int = 20, *, as_anndata: bool = False, kind: str = "knockout", doses=None):
+    """Control cells at :data:`CONTROL` (no noise); a ``kind`` perturbation of g (``doses[g]``
+    written as its dose when given) cells at ``left[g]`` times its control level on g and the
+    control elsewhere; one overexpression of g3 beside them."""
+    doses = doses or {}
     labels, rows = ["control"] * cells, [np.tile(CONTROL, (cells, 1))]
     for gene, frac in left.items():
         mean = CONTROL.copy()
@@ -31,8 +35,9 @@ def screen(left: dict, cells: int = 20, *, as_anndata: bool = False):
     mean[3] += 2.0
     rows.append(np.tile(mean, (cells, 1)))
     labels += ["g3_oe"] * cells
-    kinds = ["knockout" if lab != "g3_oe" else "overexpression" for lab in labels]
+    kinds = [kind if lab != "g3_oe" else "overexpression" for lab in labels]
     perts = [lab if lab != "g3_oe" else "g3" for lab in labels]
+    perts = [f"{lab}:{kind}={doses[lab]}" if lab in doses else lab for lab in perts]
     adata = ad.AnnData(X=np.vstack(rows).astype(np.float32),
                        obs=pd.DataFrame({"perturbation": perts, "intervention_type": kinds,
                                          "condition": labels}),
@@ -45,7 +50,7 @@ def test_the_fraction_is_the_ratio_of_sums_over_the_training_knockouts_of_expres
     # g0 keeps 1/4 (1 of 4), g1 1/2 (1 of 2): (1 + 1) / (4 + 2) = 1/3; g2 is barely expressed in
     # the control cells (0.001: its ratio 0.9 would be noise) and the overexpression is no knockout
     data = screen({"g0": 0.25, "g1": 0.5, "g2": 0.9})
-    assert sorted(g for g, _, _ in knockout_pairs(data)) == ["g0", "g1", "g2"]
+    assert sorted(g for g, _, _ in own_level_pairs(data)) == ["g0", "g1", "g2"]
     assert knockout_level(data) == pytest.approx(1 / 3, abs=1e-6)
     # only the training conditions count
     assert knockout_level(data, ["control", "g1", "g3_oe"]) == pytest.approx(0.5, abs=1e-6)
@@ -69,10 +74,17 @@ def test_from_data_resolves_auto_and_a_model_built_by_hand_takes_zero():
     assert PerturbODE(GENES, ModelConfig.from_dict(old)).config.knockout_level == 0.0
 
 
+@pytest.mark.parametrize("option", ["knockout_level", "knockdown_level"])
 @pytest.mark.parametrize("bad", [1.5, -0.1, "half", True])
-def test_a_bad_knockout_level_is_refused_with_the_valid_values(bad):
-    with pytest.raises(PerturbODEError, match="knockout_level must be 'auto' or a fraction from 0 to 1"):
-        ModelConfig(knockout_level=bad)
+def test_a_bad_level_is_refused_with_the_valid_values(option, bad):
+    with pytest.raises(PerturbODEError, match=f"{option} must be 'auto'(, | or )a fraction from 0 to 1"):
+        ModelConfig(**{option: bad})
+
+
+@pytest.mark.parametrize("bad", [[1.0], [-0.5, 1.0], [1.0, float("nan")], ["a", 1.0]])
+def test_a_bad_knockdown_line_is_refused(bad):
+    with pytest.raises(PerturbODEError, match=r"\[slope, intercept\]"):
+        ModelConfig(knockdown_level=bad)
 
 
 def _model(level: float) -> PerturbODE:
@@ -123,3 +135,115 @@ def test_the_command_line_says_what_a_knockout_leaves(tmp_path):
     out = cli("train", "--data", path, "--condition-key", "condition", "--out", tmp_path / "run0", "--epochs", 1)
     assert out.returncode == 0, out.stderr
     assert "leaves" not in out.stderr
+
+
+# ---------------------------------------------------------------- knock-downs without a dose
+
+#: Every target one unit below its control level (a constant drop: log-normalised data lose a share
+#: of their transcripts so), g4 (control 1) down to 0: the line slope 1, intercept -1.
+DROP_ONE = {"g0": 3 / 4, "g1": 1 / 2, "g3": 2 / 3, "g4": 0.0}
+
+
+def test_the_knockdown_level_is_the_line_the_training_undosed_knockdowns_show():
+    data = screen(DROP_ONE, kind="knockdown")
+    np.testing.assert_allclose(knockdown_level(data), [1.0, -1.0], atol=1e-5)
+    # fewer than three expressed targets: the pooled fraction through zero (g0 keeps 1 of 4, g1 0.2
+    # of 2: 1.2 / 6); g2 is barely expressed (0.001) and gives no reading
+    two = screen({"g0": 0.25, "g1": 0.1, "g2": 0.9}, kind="knockdown")
+    np.testing.assert_allclose(knockdown_level(two), [0.2, 0.0], atol=1e-6)
+    np.testing.assert_allclose(knockdown_level(data, ["control", "g1"]), [0.5, 0.0], atol=1e-6)
+    # a line that would raise its target (slope < 0) is no knock-down: the pooled fraction
+    rising = screen({"g0": 0.0, "g1": 0.9, "g4": 0.95}, kind="knockdown")
+    np.testing.assert_allclose(knockdown_level(rising), [2.75 / 7, 0.0], atol=1e-6)
+    # a knock-down with a stated dose is the user's word: not measured, not counted
+    dosed = screen({"g0": 0.25, "g1": 0.1}, kind="knockdown", doses={"g0": 0.3})
+    assert [g for g, _, _ in own_level_pairs(dosed, kind="knockdown")] == ["g1"]
+    np.testing.assert_allclose(knockdown_level(dosed), [0.1, 0.0], atol=1e-6)
+    # nothing measured: None (the caller keeps the library default); knockouts are not knock-downs
+    assert knockdown_level(data, ["control", "g3_oe"]) is None
+    assert knockdown_level(screen({"g0": 0.25})) is None
+    assert knockout_level(data) == 0.0
+
+
+def test_from_data_resolves_the_knockdown_level_and_otherwise_keeps_the_default_dose():
+    data = screen(DROP_ONE, kind="knockdown")
+    np.testing.assert_allclose(knockdown_rule(PerturbODE.from_data(data, ModelConfig()).config), [1.0, -1.0],
+                               atol=1e-5)
+    assert knockdown_rule(PerturbODE.from_data(data, ModelConfig(knockdown_level=0.3)).config) == (0.3, 0.0)
+    assert knockdown_rule(PerturbODE.from_data(screen({"g0": 0.25}), ModelConfig()).config) == (0.5, 0.0)
+    assert knockdown_rule(PerturbODE(GENES, ModelConfig()).config) == (0.5, 0.0)
+    # a line read back from JSON is a list: kept as a tuple, so the options stay hashable
+    assert ModelConfig.from_dict({"knockdown_level": [1.0, -1.0]}).knockdown_level == (1.0, -1.0)
+    old = {k: v for k, v in ModelConfig().to_dict().items() if k != "knockdown_level"}
+    from perturbode_core.io.checkpoint import _model_config
+
+    assert knockdown_rule(_model_config(old)) == (0.5, 0.0)  # checkpoints before the option: the default dose
+
+
+def test_an_undosed_knockdown_follows_the_models_line_and_a_dosed_one_its_dose(tmp_path):
+    model = PerturbODE(GENES, ModelConfig(n_modules=3, knockdown_level=[1.0, -1.0]), control_level=CONTROL,
+                       mean=CONTROL, scale=np.ones(5), seed=3)
+    with torch.no_grad():
+        model.B[:, 0] = torch.tensor([2.0, -1.5, 1.0])
+    x0 = CONTROL[None, :].astype(np.float32)
+    undosed = model.simulate(x0, ["g0:knockdown"], [0.0, 30.0])[-1, 0, 0]
+    dosed = model.simulate(x0, ["g0:knockdown=0.3"], [0.0, 30.0])[-1, 0, 0]
+    assert undosed[0] == pytest.approx(3.0, abs=1e-3)  # 4 - 1
+    assert dosed[0] == pytest.approx(0.7 * CONTROL[0], abs=1e-3)  # 2.8
+    assert np.abs(undosed[1:] - dosed[1:]).max() > 0.01  # the others follow the level left
+    # the line never takes a target below zero: g4 (control 1) goes to 0, not -0 ... -1
+    assert model.simulate(x0, ["g4:knockdown"], [0.0, 30.0])[-1, 0, 0, 4] == pytest.approx(0.0, abs=1e-3)
+    save_checkpoint(tmp_path / "m.pt", model)
+    back = load_model(tmp_path / "m.pt")
+    assert knockdown_rule(back.config) == (1.0, -1.0)
+    np.testing.assert_allclose(back.simulate(x0, ["g0:knockdown"])[-1], model.simulate(x0, ["g0:knockdown"])[-1],
+                               atol=1e-6)
+
+
+def test_the_command_line_says_what_an_undosed_knockdown_leaves(tmp_path):
+    from test_cli import cli
+
+    path = tmp_path / "crispri.h5ad"
+    screen(DROP_ONE, as_anndata=True, kind="knockdown").write_h5ad(path)
+    out = cli("train", "--data", path, "--condition-key", "condition", "--out", tmp_path / "run", "--epochs", 1)
+    assert out.returncode == 0, out.stderr
+    assert "takes its target's level to 1.00 x its control level - 1.00" in out.stderr
+    model_path = tmp_path / "run" / "model.pt"
+    np.testing.assert_allclose(knockdown_rule(load_model(model_path).config), [1.0, -1.0], atol=1e-4)
+    sim = cli("simulate", "--checkpoint", model_path, "--data", path, "--condition-key", "condition",
+              "--perturb", "g1:knockdown", "--out", tmp_path / "sim.h5ad")
+    assert sim.returncode == 0, sim.stderr
+    assert "The knock-down of g1 removes 50 % of its level, as this screen's training knock-downs did" in sim.stdout
+    dosed = cli("simulate", "--checkpoint", model_path, "--data", path, "--condition-key", "condition",
+                "--perturb", "g1:knockdown=0.4", "--out", tmp_path / "sim2.h5ad")
+    assert dosed.returncode == 0, dosed.stderr
+    assert "knock-down of g1" not in dosed.stdout + dosed.stderr  # a stated dose needs no note
+    # a knockout screen says nothing of knock-downs
+    path = tmp_path / "ko.h5ad"
+    screen({"g0": 0.0, "g1": 0.0}, as_anndata=True).write_h5ad(path)
+    out = cli("train", "--data", path, "--condition-key", "condition", "--out", tmp_path / "run0", "--epochs", 1)
+    assert out.returncode == 0, out.stderr
+    assert "knock-down" not in out.stderr
+    assert describe_knockdown_level((0.2, 0.0)).startswith("a knock-down without a dose leaves 20 % of its target")
+
+
+def test_the_train_and_simulate_pages_say_what_an_undosed_knockdown_leaves(start_app):
+    import dataclasses
+
+    from perturbode_ui.state import STATE_KEY
+
+    app = start_app()
+    state = app.session_state[STATE_KEY]
+    # the myeloid demo is a knockout screen (the library's default dose); as if trained on CRISPRi
+    assert "knock-down" not in " ".join(c.value for c in app.switch_page("pages/train_page.py").run().caption)
+    state.model.config = dataclasses.replace(state.model.config, knockdown_level=(1.0, -0.5))
+    app.switch_page("pages/train_page.py").run()
+    assert not app.exception and not app.error
+    assert any(describe_knockdown_level((1.0, -0.5)) in c.value for c in app.caption)
+    app.switch_page("pages/simulate_page.py").run()
+    app.text_input(key="sim_spec").set_value("Pu.1:knockdown").run()
+    app.button(key="sim_run").click().run()
+    assert not app.exception and not app.error
+    control = float(state.model.control_level()[state.model.gene_index["Pu.1"]])
+    said = [c.value for c in app.caption if "as this screen's training knock-downs did" in c.value]
+    assert said and said[0].startswith(f"The knock-down of Pu.1 removes {100 * min(0.5 / control, 1):.0f} % of its level")

@@ -30,7 +30,7 @@ def run(args) -> int:
 
     from perturbode_core.io.files import atomic_path, write_text_atomic
     from perturbode_core.io.checkpoint import check_genes, load_model
-    from perturbode_core.tools.simulate import ensemble_effect_table, ensemble_predict_anndata, knockout_note
+    from perturbode_core.tools.simulate import ensemble_effect_table, ensemble_predict_anndata, target_level_note
     from perturbode_core.tools.target_support import support_note
     from perturbode_core.train.ensemble import member_checkpoints
     from perturbode_core.cli.common import load_data
@@ -61,7 +61,7 @@ def run(args) -> int:
     top = table.head(5)
     for row in top.itertuples():
         print(f"  {row.gene}: {row.mean_change:+.3f}")
-    for line in (note, knockout_note(models[0], args.perturb)):
+    for line in (note, target_level_note(models[0], args.perturb)):
         if line:
             print(f"note: {line}")
     return 0

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from perturbode_core.cli.common import add_data_options, add_reading_option, edge_selection, load_data, read_config_file, top_k_option
-from perturbode_core.data.knockout_level import describe_knockout_level
+from perturbode_core.data.knockout_level import describe_knockdown_level, describe_knockout_level, knockdown_rule, measured_knockdown
 from perturbode_core.data.shared_response import describe_offset
 from perturbode_core.io.edges import DEFAULT_TOP_K_RULE
 from perturbode_core.model.model_config import N_MODULES_RULE
@@ -213,6 +213,8 @@ def run(args) -> int:
         print(describe_offset(result.model.config.perturbation_offset), file=sys.stderr)
         if result.model.config.knockout_level > 0:
             print(describe_knockout_level(result.model.config.knockout_level), file=sys.stderr)
+        if measured_knockdown(result.model.config):
+            print(describe_knockdown_level(knockdown_rule(result.model.config)), file=sys.stderr)
     state = "stopped early" if result.stopped else "done"
     for event in result.events:
         if event.startswith("auto_batch"):

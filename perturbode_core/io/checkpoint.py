@@ -246,6 +246,7 @@ def _model_config(saved: dict) -> ModelConfig:
     saved = dict(saved)
     saved.setdefault("shift_units", "standardised")  # overexpression strengths were per gene sd
     saved.setdefault("knockout_level", 0.0)  # knockouts took their targets to zero
+    saved.setdefault("knockdown_level", 0.5)  # undosed knock-downs removed the default dose
     return ModelConfig.from_dict(saved)
 
 

@@ -12,7 +12,9 @@ module; gamma > 0 is each gene's decay. Interventions act on the field per condi
 - perfect (``knockout``, ``knockdown``, ``clamp``): ``f_j = gamma_j (v_j - z_j)``, the regulatory
   input of j is cut and it relaxes to the level v_j (a knockout: ``knockout_level`` times its
   control level, 0 unless the screen's knockouts left part of their transcript, with its input to
-  the modules that of level zero: the protein is gone; :mod:`perturbode_core.data.knockout_level`);
+  the modules that of level zero: the protein is gone; :mod:`perturbode_core.data.knockout_level`;
+  a knock-down: its control level less its dose, or, without one, the ``knockdown_level`` line
+  that the screen's training knock-downs show);
 - ``activity``: the input that regulator j gives to the modules is scaled by a factor.
 
 Targets outside the measured genes (real screens model a few thousand variable genes; a guide's
@@ -50,6 +52,7 @@ from torch import nn
 
 from perturbode_core.data.gene_stats import column_mean_std
 from perturbode_core.data.interventions import INTERVENTION_TYPES, Intervention, check_genes, parse_spec
+from perturbode_core.data.knockout_level import DEFAULT_KNOCKDOWN_RULE, knockdown_rule, knocked_down_level
 from perturbode_core.errors import PerturbODEError, check_choice
 from perturbode_core.model import solvers
 from perturbode_core.model.activations import get_activation
@@ -149,6 +152,8 @@ class PerturbODE(nn.Module):
             config = dataclasses.replace(config, perturbation_offset="none")
         if config.knockout_level == "auto":  # nothing measured: the transcript is removed
             config = dataclasses.replace(config, knockout_level=0.0)
+        if config.knockdown_level == "auto":  # nothing measured: the library's default dose
+            config = dataclasses.replace(config, knockdown_level=DEFAULT_KNOCKDOWN_RULE)
         self.config = config
         self.gene_names = gene_names
         self.gene_index = {g: i for i, g in enumerate(gene_names)}
@@ -215,6 +220,12 @@ class PerturbODE(nn.Module):
 
             config = dataclasses.replace(config, knockout_level=knockout_level(
                 data, None if conditions is None else list(conditions)))
+        if config.knockdown_level == "auto":
+            from perturbode_core.data.knockout_level import knockdown_level
+
+            measured = knockdown_level(data, None if conditions is None else list(conditions))
+            config = dataclasses.replace(config, knockdown_level=(
+                DEFAULT_KNOCKDOWN_RULE if measured is None else tuple(measured)))
         level = np.median(ctrl, axis=0) if config.anchor == "control_median" else ctrl.mean(0)
         mean, sd = column_mean_std(data.X, rows)
         # floor the scale so that genes with (almost) no variance do not explode in z units
@@ -295,6 +306,10 @@ class PerturbODE(nn.Module):
         return self.c if self.config.anchor == "free" else self._anchored_c()
 
     # ------------------------------------------------------------------ units
+    def control_level(self) -> np.ndarray:
+        """The anchored control level of every measured gene, in data units (the unperturbed steady state)."""
+        return (self.anchor * self.scale + self.mean).detach().cpu().numpy().astype(float)
+
     def standardize(self, x) -> torch.Tensor:
         """Data units to model units: ``z = (x - mean) / scale`` (float32 tensor on the model's device)."""
         x = torch.as_tensor(x, dtype=torch.float32, device=self.mean.device)
@@ -354,7 +369,9 @@ class PerturbODE(nn.Module):
                 elif iv.kind == "knockdown":
                     mask[ci, 0, j] = True
                     ctrl_data = ctrl_level_z[j] * self.scale[j] + self.mean[j]
-                    level[ci, 0, j] = ((1.0 - v) * ctrl_data - self.mean[j]) / self.scale[j]
+                    left = ((1.0 - v) * ctrl_data if iv.value is not None
+                            else float(knocked_down_level(knockdown_rule(self.config), float(ctrl_data))))
+                    level[ci, 0, j] = (left - self.mean[j]) / self.scale[j]
                 elif iv.kind == "clamp":
                     mask[ci, 0, j] = True
                     level[ci, 0, j] = (v - self.mean[j]) / self.scale[j]
@@ -388,10 +405,21 @@ class PerturbODE(nn.Module):
         if iv.kind == "knockout":
             return -1.0
         if iv.kind == "knockdown":
-            return -v
+            return -self._latent_knockdown(iv)
         if iv.kind in ("overexpression", "shift"):
             return v * self.config.shift_delta
         return v - 1.0  # activity: a factor on its input to the modules
+
+    def _latent_knockdown(self, iv: Intervention) -> float:
+        """The share of an unmeasured target's level a knock-down removes: its stated dose, else what
+        the model's knock-down rule removes from a gene at the mean control level of the measured
+        genes (an unmeasured level has no units of its own)."""
+        if iv.value is not None:
+            return float(iv.value)
+        typical = float(self.control_level().mean())
+        if typical <= 0:
+            return 1.0 - knockdown_rule(self.config)[0]
+        return 1.0 - float(knocked_down_level(knockdown_rule(self.config), typical)) / typical
 
     def _offset_slot(self, kind: str) -> int:
         # "shared": one offset for every type (slot 0); "per_type": one slot per intervention type

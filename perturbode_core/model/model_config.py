@@ -88,6 +88,14 @@ class ModelConfig(OptionsMixin):
         0.67 on the built-in Papalexi screen), resolved when the model is built from data (a
         model built by hand, or a checkpoint made before this option, takes 0: the transcript
         removed).
+    knockdown_level
+        What a knock-down *without a dose* leaves of its target's level (a knock-down with a dose,
+        ``GENE:knockdown=0.7``, removes that share): a fraction of the control level (0 to 1), or
+        a line ``[slope, intercept]`` in the control level (data units). ``auto`` (default): the
+        line the training undosed knock-downs show
+        (:func:`~perturbode_core.data.knockout_level.knockdown_level`), resolved when the model is
+        built from data; 0.5 (the library's default dose) when the training data hold no such
+        knock-down, for a model built by hand, and for a checkpoint made before this option.
     paired_control
         Predict each perturbed cell as its start cell plus the difference between its perturbed
         and its unperturbed trajectory (a paired counterfactual). The variation that the
@@ -125,6 +133,7 @@ class ModelConfig(OptionsMixin):
     perturbation_offset: str = "auto"
     paired_control: bool = True
     knockout_level: str | float = "auto"
+    knockdown_level: str | float | list = "auto"
 
     def __post_init__(self):
         """Check every option once, at construction (also after ``dataclasses.replace``); raise
@@ -143,12 +152,26 @@ class ModelConfig(OptionsMixin):
         if self.n_modules is not None and (not isinstance(self.n_modules, int) or self.n_modules < 1):
             raise PerturbODEError(f"n_modules must be a positive integer, got {self.n_modules!r}",
                                   where="option 'n_modules'", fix="Give e.g. 32, or leave it empty for the default")
-        if self.knockout_level != "auto" and not (
-                isinstance(self.knockout_level, (int, float)) and not isinstance(self.knockout_level, bool)
-                and 0.0 <= self.knockout_level <= 1.0):
+        def fraction(value) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+
+        def number(value) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+        if self.knockout_level != "auto" and not fraction(self.knockout_level):
             raise PerturbODEError(f"knockout_level must be 'auto' or a fraction from 0 to 1, got {self.knockout_level!r}",
                                   where="option 'knockout_level'",
                                   fix="Give e.g. 0 (the transcript removed), 0.7, or 'auto' (measured on the screen)")
+        kd = self.knockdown_level
+        if isinstance(kd, list):  # a line read back from JSON: a tuple, so the options stay hashable
+            kd = tuple(kd)
+            object.__setattr__(self, "knockdown_level", kd)
+        line = (isinstance(kd, (list, tuple)) and len(kd) == 2 and all(number(v) for v in kd) and kd[0] >= 0)
+        if kd != "auto" and not fraction(kd) and not line:
+            raise PerturbODEError(
+                f"knockdown_level must be 'auto', a fraction from 0 to 1 or [slope, intercept], got {kd!r}",
+                where="option 'knockdown_level'",
+                fix="Give e.g. 0.2 (a fifth of the level left), [1.0, -1.5], or 'auto' (measured on the screen)")
         if self.shift_delta < 0:
             raise PerturbODEError("shift_delta must be >= 0", where="option 'shift_delta'", fix="Give e.g. 1")
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from perturbode_core.errors import PerturbODEError
 from perturbode_core.data.interventions import Intervention, check_genes, parse_spec
+from perturbode_core.data.knockout_level import knockdown_rule, knocked_down_level, measured_knockdown
 
 
 #: The lowest expression a prediction may show (data units): log-normalised data and counts are >= 0.
@@ -32,19 +33,34 @@ def as_interventions(perturbation, gene_names, *, default_kind: str = "knockout"
     return ivs
 
 
-def knockout_note(model, perturbation) -> str | None:
-    """A sentence on what the perturbation's knockouts leave of their targets' own level, when the
-    model's ``knockout_level`` is above zero (None otherwise: a knockout then removes its target)."""
+def target_level_note(model, perturbation) -> str | None:
+    """A sentence on what the perturbation's knockouts and undosed knock-downs leave of their
+    targets' own level, where the model measured it on its screen (None otherwise: a knockout then
+    removes its target, a knock-down without a dose the library's default 50 %)."""
     level = float(model.config.knockout_level)
-    if level <= 0:
+    measured_kd = measured_knockdown(model.config)
+    if level <= 0 and not measured_kd:
         return None
-    genes = [iv.gene for iv in as_interventions(perturbation, model.target_names)
-             if iv.kind == "knockout" and iv.gene in model.gene_index]
-    if not genes:
-        return None
-    return (f"The knockout of {', '.join(genes)} leaves {100 * level:.0f} % of its own level, as this screen's "
-            "training knockouts left of their targets (a CRISPR knockout's transcript is only partly degraded); "
-            "its effect on the other genes is that of the protein removed.")
+    ivs = [iv for iv in as_interventions(perturbation, model.target_names) if iv.gene in model.gene_index]
+    knocked_out = [iv.gene for iv in ivs if iv.kind == "knockout"] if level > 0 else []
+    knocked_down = [iv.gene for iv in ivs if iv.kind == "knockdown" and iv.value is None] if measured_kd else []
+    sentences = []
+    if knocked_out:
+        sentences.append(f"The knockout of {', '.join(knocked_out)} leaves {100 * level:.0f} % of its own level, as "
+                         "this screen's training knockouts left of their targets (a CRISPR knockout's transcript is "
+                         "only partly degraded); its effect on the other genes is that of the protein removed.")
+    if knocked_down:
+        control = model.control_level()
+        rule = knockdown_rule(model.config)
+        shares = []
+        for gene in knocked_down:
+            ctrl = float(control[model.gene_index[gene]])
+            removed = 1.0 - float(knocked_down_level(rule, ctrl)) / ctrl if ctrl > 0 else 0.0
+            shares.append(f"the knock-down of {gene} removes {100 * removed:.0f} % of its level")
+        text = "; ".join(shares)
+        sentences.append(f"{text[0].upper()}{text[1:]}, as this screen's training knock-downs did (give a dose, "
+                         "GENE:knockdown=0.9, to set it).")
+    return " ".join(sentences) or None
 
 
 def combine_interventions(base, extra) -> list[Intervention]:
