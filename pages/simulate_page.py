@@ -52,7 +52,8 @@ rows = []
 for gene in genes:
     b1, b2 = st.columns([2, 1])
     label = b1.selectbox(f"{gene}: intervention", list(simulation.KINDS), key=f"sim_kind_{gene}", disabled=use_typed)
-    _, unit, default = simulation.KINDS[label]
+    _, unit, _ = simulation.KINDS[label]
+    default = simulation.default_value(model, gene, label)
     value = None
     if unit:
         value = b2.number_input(f"{gene}: {unit}", value=float(default), key=f"sim_value_{label}_{gene}",

@@ -246,4 +246,11 @@ def test_the_train_and_simulate_pages_say_what_an_undosed_knockdown_leaves(start
     assert not app.exception and not app.error
     control = float(state.model.control_level()[state.model.gene_index["Pu.1"]])
     said = [c.value for c in app.caption if "as this screen's training knock-downs did" in c.value]
-    assert said and said[0].startswith(f"The knock-down of Pu.1 removes {100 * min(0.5 / control, 1):.0f} % of its level")
+    share = min(0.5 / control, 1)
+    assert said and said[0].startswith(f"The knock-down of Pu.1 removes {100 * share:.0f} % of its level")
+    # the builder's knock-down starts at that share of the gene (the typed spec off)
+    app.text_input(key="sim_spec").set_value("").run()
+    app.multiselect(key="sim_genes").set_value(["Pu.1"]).run()
+    app.selectbox(key="sim_kind_Pu.1").set_value("knock-down").run()
+    assert not app.exception and not app.error
+    assert app.number_input(key="sim_value_knock-down_Pu.1").value == pytest.approx(round(share, 2))
