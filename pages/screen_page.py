@@ -31,8 +31,10 @@ which = c1.radio("Perturb", screening.GENE_SETS, key="screen_set", horizontal=Tr
                  help="The screen's perturbed genes are those the model saw perturbed; every gene is a genome-wide "
                       "screen (one batched solve per few hundred genes).")
 gene_list = c1.multiselect("Genes", genes, key="screen_genes", disabled=which != "a gene list")
-kind_label = c2.selectbox("Intervention", list(screening.SCREEN_KINDS), key="screen_kind")
-_, unit, default = screening.SCREEN_KINDS[kind_label]
+kind_label = c2.selectbox("Intervention", screening.screen_kinds(model), key="screen_kind",
+                          help="Knock-down (as the screen's): no dose, each target left at the level this model's "
+                               "training knock-downs left of a gene of its control level.")
+_, unit, default = screening.kind_of(kind_label)
 value = c2.number_input(unit or "value", min_value=0.0 if kind_label == "knock-down" else 1.0,
                         max_value=1.0 if kind_label == "knock-down" else 1000.0,
                         value=float(default or 0.0), key=f"screen_value_{kind_label}", disabled=unit is None,

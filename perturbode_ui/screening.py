@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from perturbode_core.data.interventions import Intervention
+from perturbode_core.data.knockout_level import measured_knockdown
 from perturbode_core.errors import PerturbODEError
 from perturbode_core.tools.embedding import subsample
 from perturbode_core.tools.insilico_screen import Readout, run_screen
@@ -26,6 +27,23 @@ SCREEN_KINDS = {
     "knock-down": ("knockdown", "fraction of the control level removed (0-1)", 0.8),
     "overexpression": ("overexpression", "fold change of expression", 2.0),
 }
+#: The screen's own knock-down (no dose: the level the model's training knock-downs left, its
+#: ``knockdown_level``), offered where the model measured one (:func:`screen_kinds`).
+AS_TRAINED = "knock-down (as the screen's)"
+
+
+def screen_kinds(model) -> list[str]:
+    """The intervention labels to offer for ``model``: :data:`SCREEN_KINDS`, and :data:`AS_TRAINED`
+    after the knock-down where the model measured what its screen's knock-downs leave."""
+    labels = list(SCREEN_KINDS)
+    if measured_knockdown(model.config):
+        labels.insert(labels.index("knock-down") + 1, AS_TRAINED)
+    return labels
+
+
+def kind_of(label: str) -> tuple:
+    """``(type, what the number means, default)`` of an offered label (:func:`screen_kinds`)."""
+    return ("knockdown", None, None) if label == AS_TRAINED else SCREEN_KINDS[label]
 
 
 def candidate_genes(state, which: str, gene_list: list[str] | None = None) -> list[str]:
@@ -84,7 +102,9 @@ def run(state, *, genes: list[str], kind_label: str, value: float | None, readou
         seed_runs: bool = True):
     """Run the screen from the chosen start cells; returns a
     :class:`~perturbode_core.tools.insilico_screen.ScreenResult` (also kept as the page's latest)."""
-    kind = SCREEN_KINDS[kind_label][0]
+    kind = kind_of(kind_label)[0]
+    if kind_label == AS_TRAINED:
+        value = None
     data, model = state.data, state.model
     idx, desc = start_cells(data, condition=condition)
     idx = idx[subsample(len(idx), state.settings.max_sim_cells, seed=0)]

@@ -254,3 +254,22 @@ def test_the_train_and_simulate_pages_say_what_an_undosed_knockdown_leaves(start
     app.selectbox(key="sim_kind_Pu.1").set_value("knock-down").run()
     assert not app.exception and not app.error
     assert app.number_input(key="sim_value_knock-down_Pu.1").value == pytest.approx(round(share, 2))
+    # the in-silico screen offers the screen's own knock-down (no dose) beside the dosed one
+    from perturbode_ui.screening import AS_TRAINED
+
+    app.switch_page("pages/screen_page.py").run()
+    assert not app.exception and not app.error
+    assert AS_TRAINED in app.selectbox(key="screen_kind").options
+    app.selectbox(key="screen_kind").set_value(AS_TRAINED).run()
+    app.selectbox(key="screen_readout_gene").set_value("Fog1").run()
+    app.button(key="screen_run").click().run()
+    assert not app.exception and not app.error
+    specs = set(state.screens.last.table["perturbation"])
+    assert "Pu.1:knockdown" in specs and not any("=" in s for s in specs)
+
+
+def test_a_knockout_screen_offers_no_undosed_knockdown():
+    from perturbode_ui.screening import AS_TRAINED, screen_kinds
+
+    assert AS_TRAINED not in screen_kinds(PerturbODE(GENES, ModelConfig()))
+    assert AS_TRAINED in screen_kinds(PerturbODE(GENES, ModelConfig(knockdown_level=[1.0, -1.0])))
