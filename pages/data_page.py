@@ -29,6 +29,7 @@ import pandas as pd  # noqa: E402
 
 from perturbode_core.data import dataset as pdata  # noqa: E402
 from perturbode_core.io.h5ad import read_h5ad  # noqa: E402
+from perturbode_core.data.knockout_level import knockdown_rule, measured_knockdown, own_level_table  # noqa: E402
 from perturbode_core import plots  # noqa: E402
 from perturbode_core.errors import PerturbODEError  # noqa: E402
 from perturbode_ui import data_io, loaders  # noqa: E402
@@ -181,6 +182,23 @@ if data.escape is not None:
     e2.dataframe(data.escape, hide_index=True, height=320,
                  column_config={"efficiency": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
                                                                               format="%.2f")})
+on_target = own_level_table(data)
+if len(on_target):
+    st.subheader("On-target levels")
+    summary_by_type = "; ".join(
+        f"{len(part)} {kind}{'s' if len(part) > 1 else ''} left {100 * part['level'].sum() / part['control_level'].sum():.0f} % "
+        "of their targets' level in all" for kind, part in on_target[on_target["control_level"] > 0].groupby("type"))
+    st.caption("What each knockout and knock-down left of its own target (mean level in its cells over the control "
+               f"cells'): {summary_by_type}. A CRISPR knockout's transcript is often only partly degraded; a "
+               "simulator's is deleted. The model reads the training conditions' levels (knockout_level, "
+               "knockdown_level on the Train page).")
+    model = state.model
+    rule = knockdown_rule(model.config) if model is not None and measured_knockdown(model.config) else None
+    t1, t2 = st.columns([3, 2])
+    t1.plotly_chart(plots.target_level_figure(on_target, rule=rule), key="data_target_levels_fig")
+    t2.dataframe(on_target, hide_index=True, height=320,
+                 column_config={"left": st.column_config.NumberColumn(format="%.2f")})
+
 if len(data.set_aside):
     with st.expander(f"Set aside on load ({int(data.set_aside['cells'].sum()):,} cells)"):
         st.dataframe(data.set_aside, hide_index=True)

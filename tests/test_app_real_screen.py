@@ -89,6 +89,9 @@ def test_an_uploaded_screen_gets_guides_escapees_and_gene_selection_from_the_dat
                                   "targets_kept": 9, "escapees": "flag"}
     assert "counts" in data.layers and "assigned_guide" in data.obs and data.escape is not None
     assert "Knockout efficiency" in [s.value for s in at.subheader]
+    # the on-target check: each knockout's own level beside its control level (JAK2 keeps 22 %)
+    assert "On-target levels" in [s.value for s in at.subheader]
+    assert any("knockouts left" in c.value and "of their targets' level in all" in c.value for c in at.caption)
 
 
 def test_the_train_and_simulate_pages_say_what_a_knockout_leaves(app):

@@ -273,3 +273,21 @@ def test_a_knockout_screen_offers_no_undosed_knockdown():
 
     assert AS_TRAINED not in screen_kinds(PerturbODE(GENES, ModelConfig()))
     assert AS_TRAINED in screen_kinds(PerturbODE(GENES, ModelConfig(knockdown_level=[1.0, -1.0])))
+
+
+def test_the_on_target_table_lists_each_knockout_and_knockdown_with_what_it_left():
+    from perturbode_core import plots
+    from perturbode_core.data.knockout_level import own_level_table
+
+    table = own_level_table(screen({"g0": 0.25, "g1": 0.5, "g2": 0.9}))
+    assert list(table["target"]) == ["g0", "g1", "g2"]  # ordered by what is left
+    np.testing.assert_allclose(table["left"], [0.25, 0.5, 0.9], atol=1e-4)
+    np.testing.assert_allclose(table["control_level"], CONTROL[:3], rtol=1e-5)
+    assert set(table["type"]) == {"knockout"} and table["dose"].isna().all()  # the overexpression is not listed
+    dosed = own_level_table(screen({"g0": 0.25, "g1": 0.1}, kind="knockdown", doses={"g0": 0.3}))
+    assert dosed.set_index("target")["dose"].to_dict()["g0"] == pytest.approx(0.3)
+    fig = plots.target_level_figure(dosed, rule=(1.0, -1.0))
+    names = [t.name for t in fig.data]
+    assert names == ["knockdown", "nothing removed", "the model's undosed knock-down"]
+    assert list(fig.data[0].y) == pytest.approx(list(dosed["level"]))
+    assert min(fig.data[2].y) == 0.0  # the line is kept at or above zero

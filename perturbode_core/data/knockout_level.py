@@ -66,6 +66,34 @@ def own_level_pairs(data, conditions=None, *, kind: str = "knockout",
     return pairs
 
 
+def own_level_table(data, conditions=None):
+    """One row per single knockout or knock-down of a measured gene (the on-target check of a
+    screen): ``condition``, ``target``, ``type``, ``dose`` (NaN: none given), ``control_level``,
+    ``level`` (the mean in the condition's cells, data units) and ``left`` (their ratio; NaN where
+    the target is not expressed in the control cells), ordered by ``left``."""
+    import pandas as pd
+
+    control = data.control_cells().mean(0)
+    names = {g: i for i, g in enumerate(data.gene_names)}
+    keep = None if conditions is None else set(conditions)
+    rows = []
+    for cond, ivs in data.interventions.items():
+        if cond == data.control or (keep is not None and cond not in keep) or len(ivs) != 1:
+            continue
+        iv = ivs[0]
+        if iv.kind not in ("knockout", "knockdown") or iv.gene not in names:
+            continue
+        cells = data.cells_of(cond)
+        if len(cells) == 0:
+            continue
+        c, k = float(control[names[iv.gene]]), float(data.X[cells, names[iv.gene]].mean())
+        rows.append({"condition": cond, "target": iv.gene, "type": iv.kind,
+                     "dose": np.nan if iv.value is None else float(iv.value), "control_level": c, "level": k,
+                     "left": k / c if c > 0 else np.nan})
+    columns = ["condition", "target", "type", "dose", "control_level", "level", "left"]
+    return pd.DataFrame(rows, columns=columns).sort_values("left", na_position="last").reset_index(drop=True)
+
+
 def _fraction_left(data, conditions, kind: str) -> float | None:
     """The pooled fraction of their control level that the training ``kind`` perturbations left of
     their targets (ratio of sums over targets expressed above the floor), clipped to [0, 1]; None

@@ -6,7 +6,7 @@ dashboard pages and the HTML report. Colours come from :mod:`~perturbode_core.pl
 Modules
 -------
 style             the colour language (signs, known-network overlay, modules, conditions) and margins
-data_plots        cells on an embedding, cells per condition, knockout efficiency
+data_plots        cells on an embedding, cells per condition, knockout efficiency, on-target levels
 training_plots    loss curves
 network_plots     the gene network (node-link, known-network overlay) and the G heatmap
 module_plots      modules: module network, enrichment dot plot and heatmap, module activity
@@ -25,7 +25,7 @@ import importlib
 #: Public name -> the module that defines it.
 _WHERE = {
     "cells_per_condition_figure": "data_plots", "embedding_figure": "data_plots",
-    "knockout_efficiency_figure": "data_plots",
+    "knockout_efficiency_figure": "data_plots", "target_level_figure": "data_plots",
     "metric_bar_figure": "metric_plots",
     "enrichment_dotplot": "module_plots", "enrichment_heatmap": "module_plots",
     "module_activity_heatmap": "module_plots", "module_network_figure": "module_plots",

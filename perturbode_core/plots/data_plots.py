@@ -1,4 +1,4 @@
-"""Figures of the data: cells on an embedding, cells per condition, knockout efficiency."""
+"""Figures of the data: cells on an embedding, cells per condition, knockout efficiency, on-target levels."""
 
 from __future__ import annotations
 
@@ -66,4 +66,28 @@ def knockout_efficiency_figure(table: pd.DataFrame) -> go.Figure:
                            showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
         fig.update_xaxes(visible=False)
         fig.update_yaxes(visible=False)
+    return fig
+
+
+def target_level_figure(table: pd.DataFrame, *, rule=None) -> go.Figure:
+    """Each knockout's and knock-down's target: its level in the perturbed cells against its control
+    level (:func:`~perturbode_core.data.knockout_level.own_level_table`), one colour per type, the
+    diagonal (nothing removed) and, given ``rule`` ``(slope, intercept)``, the line an undosed
+    knock-down follows in the model."""
+    fig = go.Figure()
+    for i, (kind, part) in enumerate(table.groupby("type", sort=True)):
+        fig.add_trace(go.Scatter(x=part["control_level"], y=part["level"], mode="markers", name=kind,
+                                 marker=dict(size=9, color=palette_color(i)), text=part["condition"].astype(str),
+                                 customdata=np.c_[part["left"].to_numpy(float)],
+                                 hovertemplate="%{text}: %{y:.2f} of %{x:.2f} (%{customdata[0]:.0%} left)<extra></extra>"))
+    top = float(max(table["control_level"].max(), table["level"].max(), 1e-9)) if len(table) else 1.0
+    fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="nothing removed",
+                             line=dict(color=CONTROL_COLOR, dash="dot"), hoverinfo="skip"))
+    if rule is not None:
+        xs = np.linspace(0, top, 50)
+        ys = np.clip(rule[0] * xs + rule[1], 0, xs)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="the model's undosed knock-down",
+                                 line=dict(color=palette_color(2)), hoverinfo="skip"))
+    readable_layout(fig, title="On-target levels: what each knockout and knock-down left of its target")
+    fig.update_layout(xaxis_title="control level", yaxis_title="level in the perturbed cells", height=380)
     return fig
