@@ -195,7 +195,8 @@ if len(on_target):
     model = state.model
     rule = knockdown_rule(model.config) if model is not None and measured_knockdown(model.config) else None
     t1, t2 = st.columns([3, 2])
-    t1.plotly_chart(plots.target_level_figure(on_target, rule=rule), key="data_target_levels_fig")
+    level = float(model.config.knockout_level) if model is not None else 0.0
+    t1.plotly_chart(plots.target_level_figure(on_target, rule=rule, knockout_level=level), key="data_target_levels_fig")
     t2.dataframe(on_target, hide_index=True, height=320,
                  column_config={"left": st.column_config.NumberColumn(format="%.2f")})
 

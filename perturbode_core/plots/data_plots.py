@@ -69,20 +69,28 @@ def knockout_efficiency_figure(table: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def target_level_figure(table: pd.DataFrame, *, rule=None) -> go.Figure:
+def target_level_figure(table: pd.DataFrame, *, rule=None, knockout_level: float = 0.0,
+                        max_labels: int = 25) -> go.Figure:
     """Each knockout's and knock-down's target: its level in the perturbed cells against its control
-    level (:func:`~perturbode_core.data.knockout_level.own_level_table`), one colour per type, the
-    diagonal (nothing removed) and, given ``rule`` ``(slope, intercept)``, the line an undosed
-    knock-down follows in the model."""
+    level (:func:`~perturbode_core.data.knockout_level.own_level_table`), one colour per type, named
+    when there are at most ``max_labels``; the diagonal (nothing removed) and the model's readings:
+    ``knockout_level`` (above 0: the share a knockout leaves) and ``rule`` ``(slope, intercept)``,
+    the line an undosed knock-down follows."""
     fig = go.Figure()
+    mode = "markers+text" if len(table) <= max_labels else "markers"
     for i, (kind, part) in enumerate(table.groupby("type", sort=True)):
-        fig.add_trace(go.Scatter(x=part["control_level"], y=part["level"], mode="markers", name=kind,
+        fig.add_trace(go.Scatter(x=part["control_level"], y=part["level"], mode=mode, name=kind,
+                                 textposition="top center", textfont=dict(size=11),
                                  marker=dict(size=9, color=palette_color(i)), text=part["condition"].astype(str),
                                  customdata=np.c_[part["left"].to_numpy(float)],
                                  hovertemplate="%{text}: %{y:.2f} of %{x:.2f} (%{customdata[0]:.0%} left)<extra></extra>"))
     top = float(max(table["control_level"].max(), table["level"].max(), 1e-9)) if len(table) else 1.0
     fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="nothing removed",
                              line=dict(color=CONTROL_COLOR, dash="dot"), hoverinfo="skip"))
+    if knockout_level > 0:
+        fig.add_trace(go.Scatter(x=[0, top], y=[0, knockout_level * top], mode="lines",
+                                 name=f"the model's knockout ({100 * knockout_level:.0f} % left)",
+                                 line=dict(color=palette_color(1)), hoverinfo="skip"))
     if rule is not None:
         xs = np.linspace(0, top, 50)
         ys = np.clip(rule[0] * xs + rule[1], 0, xs)
