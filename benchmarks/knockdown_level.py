@@ -1,13 +1,15 @@
 """What a knock-down without a dose leaves of its target: ``knockdown_level="auto"`` (the line the
-training knock-downs show, the default) against ``0.5`` (the library's default dose, the reading
+training knock-downs show, and each training target's own level: the defaults) against the line
+alone (``per_target_levels=False``) and against ``0.5`` (the library's default dose, the reading
 before), on CRISPRi-like screens whose knock-downs come without a dose.
 
-    python benchmarks/knockdown_level.py            # 3 strengths x 3 seeds x 2 settings (~3 min on 2 cores)
+    python benchmarks/knockdown_level.py            # 4 strengths x 3 seeds x 3 settings (~6 min on 2 cores)
     python benchmarks/knockdown_level.py --jobs 1
 
 The screens: SERGIO DS1 with every regulator knocked down (the accuracy benchmark's knock-down
 design), labelled as a CRISPRi screen is (``perturbation`` = gene, ``intervention_type`` =
-knockdown, no dose), simulated with 50 %, 80 % and 95 % of the target's transcription removed. The
+knockdown, no dose), simulated with 50 %, 80 % and 95 % of the target's transcription removed, and
+with a share drawn per regulator from 30-95 % ("varied": CRISPRi guides differ in efficiency). The
 simulator's data are log counts, so a loss of a share of the transcripts is a constant drop of the
 measured level (slope about 1), not a share of it: the model clamps the measured level, which is
 what ``auto`` reads. 20 % of the
@@ -32,20 +34,35 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 METRICS = ("aupr", "heldout_energy", "heldout_pearson_delta", "heldout_mse_mean")
-STRENGTHS = (0.5, 0.8, 0.95)  # the simulator's share of transcription removed
+STRENGTHS = (0.5, 0.8, 0.95, "varied")  # the simulator's share of transcription removed
 SEEDS = (0, 1, 2)
-SETTINGS = ("auto", 0.5)
+#: label -> ModelConfig options; the first is the default
+SETTINGS = {
+    "knockdown_level=auto": {},
+    "knockdown_level=auto, per_target_levels=False": {"per_target_levels": False},
+    "knockdown_level=0.5, per_target_levels=False (before)": {"knockdown_level": 0.5, "per_target_levels": False},
+}
 
 
-def screen(strength: float, seed: int):
-    """A CRISPRi-like screen of SERGIO DS1: every regulator knocked down by ``strength``, no dose written."""
+def screen(strength, seed: int):
+    """A CRISPRi-like screen of SERGIO DS1: every regulator knocked down by ``strength`` (or, with
+    ``"varied"``, by a share drawn per regulator from 30-95 %, as CRISPRi guides differ), no dose written."""
+    import numpy as np
+
     from perturbode_core.datasets import registry
     from perturbode_core.datasets.screen_simulator import simulate_screen
 
     net = registry.get_network("sergio-ds1")
-    adata = simulate_screen(net, conditions=[f"{g}:knockdown" for g in net.regulators], cells_per_condition=100,
+    if strength == "varied":
+        shares = np.random.default_rng(1000 + seed).uniform(0.3, 0.95, len(net.regulators))
+        conditions = [f"{g}:knockdown={f:.3f}" for g, f in zip(net.regulators, shares)]
+    else:
+        conditions = [f"{g}:knockdown" for g in net.regulators]
+    adata = simulate_screen(net, conditions=conditions, cells_per_condition=100,
                             cell_types=["ct0", "ct1", "ct2"], intrinsic_noise=0.2, seed=seed,
-                            knockdown_fraction=strength)
+                            knockdown_fraction=0.5 if strength == "varied" else strength)
+    # written as a CRISPRi screen is: the gene, no dose
+    adata.obs["perturbation"] = adata.obs["perturbation"].astype(str).str.split(":").str[0]
     return adata, net.truth_edges()
 
 
@@ -67,12 +84,12 @@ def run_one(job) -> pd.DataFrame:
     data = from_anndata(adata, source=f"ds1-knockdown-{strength}")
     res = run_benchmark(data, truth=truth, holdout=0.2, seed=seed, log=None,
                         network_baselines=("knockout_zscore", "knockout_zscore_control"),
-                        model_config=ModelConfig(knockdown_level=setting))
+                        model_config=ModelConfig(**SETTINGS[setting]))
     table = res.table[["method", *[m for m in METRICS if m in res.table]]].copy()
     table.insert(0, "strength", strength)
     table.insert(1, "seed", seed)
     slope, intercept = knockdown_rule(res.model.config)
-    table.insert(2, "knockdown_level", str(setting))
+    table.insert(2, "setting", setting)
     table.insert(3, "slope", slope)
     table.insert(4, "intercept", intercept)
     return table
@@ -80,9 +97,8 @@ def run_one(job) -> pd.DataFrame:
 
 def summarise(raw: pd.DataFrame) -> str:
     """Per strength, the means over seeds of PerturbODE under each setting beside the baselines."""
-    model = raw[raw.method == "PerturbODE"].assign(
-        method=lambda f: "PerturbODE, knockdown_level=" + f.knockdown_level)
-    base = raw[(raw.method != "PerturbODE") & (raw.knockdown_level == "auto")]
+    model = raw[raw.method == "PerturbODE"].assign(method=lambda f: "PerturbODE, " + f.setting)
+    base = raw[(raw.method != "PerturbODE") & (raw.setting == next(iter(SETTINGS)))]
     both = pd.concat([model, base], ignore_index=True)
     means = both.groupby(["strength", "method"], sort=False)[list(METRICS) + ["slope", "intercept"]].mean().reset_index()
     means.loc[~means.method.str.startswith("PerturbODE, knockdown_level"), ["slope", "intercept"]] = float("nan")
@@ -105,7 +121,7 @@ def main(argv=None) -> int:
     out = ROOT / "benchmarks" / "results" / "knockdown_level.md"
     t0 = time.perf_counter()
     if args.raw:
-        raw = pd.read_csv(args.raw, dtype={"knockdown_level": str})
+        raw = pd.read_csv(args.raw, dtype={"setting": str})
     else:
         jobs = [(f, s, k) for f in STRENGTHS for s in SEEDS for k in SETTINGS]
         with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:

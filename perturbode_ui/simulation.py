@@ -10,7 +10,7 @@ import pandas as pd
 from perturbode_core.tools import simulate
 from perturbode_core.errors import PerturbODEError
 from perturbode_core.data.interventions import Intervention, check_genes, format_spec, parse_spec
-from perturbode_core.data.knockout_level import knockdown_rule, knocked_down_level, measured_knockdown
+from perturbode_core.data.knockout_level import measured_knockdown
 from perturbode_core.tools.embedding import pca_project, subsample
 
 from .state import Scenario
@@ -38,16 +38,15 @@ PREVIEW_HELP = (f"On: at most {simulate.PREVIEW_CELLS} start cells (fewer for ve
 
 def default_value(model, gene: str, label: str) -> float | None:
     """The builder's starting number for ``gene`` under ``label``: a knock-down starts at the share
-    the model's screen's knock-downs removed of a gene of this control level, where the model
-    measured it (``knockdown_level``), else at the library's default; other kinds at :data:`KINDS`'."""
+    the model's screen's knock-downs removed of this gene (its own, or the line at its control
+    level), where the model measured it, else at the library's default; other kinds at :data:`KINDS`'."""
     default = KINDS[label][2]
-    if label != "knock-down" or not measured_knockdown(model.config) or gene not in model.gene_index:
+    if label != "knock-down" or gene not in model.gene_index:
         return default
-    control = float(model.control_level()[model.gene_index[gene]])
-    if control <= 0:
+    own = float(model.knockdown_left[model.gene_index[gene]])
+    if not measured_knockdown(model.config) and not np.isfinite(own):
         return default
-    left = float(knocked_down_level(knockdown_rule(model.config), control))
-    return round(1.0 - left / control, 2)
+    return round(1.0 - model.knockdown_share_left(gene), 2)
 
 
 def builder_interventions(model, cells, choices: list[tuple[str, str, float | None]], *, base=None):

@@ -213,7 +213,8 @@ def test_the_command_line_says_what_an_undosed_knockdown_leaves(tmp_path):
     sim = cli("simulate", "--checkpoint", model_path, "--data", path, "--condition-key", "condition",
               "--perturb", "g1:knockdown", "--out", tmp_path / "sim.h5ad")
     assert sim.returncode == 0, sim.stderr
-    assert "The knock-down of g1 removes 50 % of its level, as this screen's training knock-downs did" in sim.stdout
+    # g1 was knocked down in training: its own level (half of it left), not the line
+    assert "The knock-down of g1 removes 50 % of its level, as its training knock-downs did" in sim.stdout
     dosed = cli("simulate", "--checkpoint", model_path, "--data", path, "--condition-key", "condition",
                 "--perturb", "g1:knockdown=0.4", "--out", tmp_path / "sim2.h5ad")
     assert dosed.returncode == 0, dosed.stderr
@@ -245,7 +246,7 @@ def test_the_train_and_simulate_pages_say_what_an_undosed_knockdown_leaves(start
     app.button(key="sim_run").click().run()
     assert not app.exception and not app.error
     control = float(state.model.control_level()[state.model.gene_index["Pu.1"]])
-    said = [c.value for c in app.caption if "as this screen's training knock-downs did" in c.value]
+    said = [c.value for c in app.caption if "as this screen's training knock-downs did" in c.value]  # Pu.1: the line
     share = min(0.5 / control, 1)
     assert said and said[0].startswith(f"The knock-down of Pu.1 removes {100 * share:.0f} % of its level")
     # the builder's knock-down starts at that share of the gene (the typed spec off)
@@ -291,3 +292,55 @@ def test_the_on_target_table_lists_each_knockout_and_knockdown_with_what_it_left
     assert names == ["knockdown", "nothing removed", "the model's undosed knock-down"]
     assert list(fig.data[0].y) == pytest.approx(list(dosed["level"]))
     assert min(fig.data[2].y) == 0.0  # the line is kept at or above zero
+
+
+
+# ---------------------------------------------------------------- each training target's own level
+
+
+def test_each_training_target_keeps_its_own_measured_level_and_the_others_the_pooled_one():
+    from perturbode_core.data.knockout_level import per_target_left
+
+    data = screen({"g0": 0.25, "g1": 0.5, "g2": 0.9})
+    assert per_target_left(data) == pytest.approx({"g0": 0.25, "g1": 0.5})  # g2 is not expressed enough
+    assert per_target_left(data, ["control", "g1"]) == pytest.approx({"g1": 0.5})  # training conditions only
+    model = PerturbODE.from_data(data, ModelConfig(n_modules=3), conditions=["control", "g0", "g1", "g3_oe"])
+    assert model.config.knockout_level == pytest.approx(1 / 3, abs=1e-6)
+    assert model.knockout_share_left("g0") == pytest.approx(0.25) and model.knockout_share_left("g1") == pytest.approx(0.5)
+    assert model.knockout_share_left("g3") == pytest.approx(1 / 3, abs=1e-6)  # never knocked out: the pooled level
+    assert model.knockout_share_left("g2") == pytest.approx(1 / 3, abs=1e-6)  # held out: the pooled level
+    x0 = CONTROL[None, :].astype(np.float32)
+    out = model.simulate(x0, ["g0:knockout", "g3:knockout"], [0.0, 60.0])[-1, :, 0]
+    assert out[0, 0] == pytest.approx(0.25 * CONTROL[0], abs=2e-3)
+    assert out[1, 3] == pytest.approx(CONTROL[3] / 3, abs=2e-3)
+    # switched off: the pooled level for every target
+    pooled = PerturbODE.from_data(data, ModelConfig(n_modules=3, per_target_levels=False))
+    assert pooled.knockout_share_left("g0") == pytest.approx(pooled.config.knockout_level)
+    # a screen whose knockouts delete the transcript keeps every knockout a deletion
+    deleted = PerturbODE.from_data(screen({"g0": 0.0, "g1": 0.02}), ModelConfig(n_modules=3))
+    assert deleted.config.knockout_level == 0.0 and deleted.knockout_share_left("g1") == 0.0
+    # undosed knock-downs: g1's own share, the line for the rest
+    from perturbode_core.data.knockout_level import knocked_down_level
+
+    kd_data = screen({**DROP_ONE, "g1": 0.9}, kind="knockdown")
+    train = ["control", "g0", "g1", "g4", "g3_oe"]  # g3's knock-down held out
+    kd = PerturbODE.from_data(kd_data, ModelConfig(n_modules=3), conditions=train)
+    assert kd.knockdown_share_left("g1") == pytest.approx(0.9)
+    rule = knockdown_level(kd_data, train)
+    assert rule[0] != pytest.approx(1.0)  # g1's weak knock-down bends the line
+    assert kd.knockdown_share_left("g3") == pytest.approx(float(knocked_down_level(rule, CONTROL[3])) / CONTROL[3],
+                                                          abs=1e-5)
+
+
+def test_checkpoints_keep_the_per_target_levels_and_older_ones_read_the_pooled_level(tmp_path):
+    from perturbode_core.io import checkpoint
+
+    data = screen({"g0": 0.25, "g1": 0.5})
+    model = PerturbODE.from_data(data, ModelConfig(n_modules=3))
+    save_checkpoint(tmp_path / "m.pt", model)
+    back = load_model(tmp_path / "m.pt")
+    assert back.knockout_share_left("g0") == pytest.approx(0.25)
+    bundle = torch.load(tmp_path / "m.pt", weights_only=True)
+    state = {k: v for k, v in bundle["state_dict"].items() if k not in ("knockout_left", "knockdown_left")}
+    old = checkpoint._build_model(bundle, state)  # a checkpoint written before the buffers
+    assert old.knockout_share_left("g0") == pytest.approx(1 / 3, abs=1e-6)

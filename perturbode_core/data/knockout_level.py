@@ -111,6 +111,24 @@ def _fraction_left(data, conditions, kind: str) -> float | None:
     return float(np.clip(level[use].sum() / ctrl[use].sum(), 0.0, 1.0))
 
 
+def per_target_left(data, conditions=None, *, kind: str = "knockout") -> dict[str, float]:
+    """``{target: fraction left}`` of each target of the training conditions' single ``kind``
+    perturbations (knock-downs: undosed only), its level in their cells over its control level
+    (a ratio of sums over its conditions), clipped to [0, 1]; targets expressed below the floor
+    are left out. A model uses these for the targets it saw (a CRISPRi guide's efficiency varies
+    from target to target: the pooled reading would misstate what a weak one left) and the
+    pooled reading for the others."""
+    control = data.control_cells().mean(0)
+    floor = MIN_CONTROL_LEVEL * max(float(np.mean(np.abs(control))), 1e-12)
+    sums: dict[str, list[float]] = {}
+    for gene, c, k in own_level_pairs(data, conditions, kind=kind, control=control):
+        if c > floor:
+            acc = sums.setdefault(gene, [0.0, 0.0])
+            acc[0] += k
+            acc[1] += c
+    return {gene: float(np.clip(k / c, 0.0, 1.0)) for gene, (k, c) in sums.items()}
+
+
 def knockout_level(data, conditions=None) -> float:
     """The fraction of its control level that a knockout leaves of its target's measured level, in
     ``[0, 1]``: the sum of the knocked-out targets' levels over the sum of their control levels

@@ -236,9 +236,9 @@ def _settings(bundle: dict) -> TrainedSettings:
         events=[str(e) for e in (bundle.get("extra") or {}).get("events", [])])
 
 
-#: Parameters added after format version 1 was fixed, and inert at their initial value (zero):
-#: checkpoints written before them load with that value.
-_LATER_PARAMETERS = ("W_latent", "type_offset", "log_delta_shared")
+#: Parameters and buffers added after format version 1 was fixed, and inert at their initial value
+#: (zero; NaN for the per-target levels, "not measured"): checkpoints written before them load with it.
+_LATER_PARAMETERS = ("W_latent", "type_offset", "log_delta_shared", "knockout_left", "knockdown_left")
 
 
 def _model_config(saved: dict) -> ModelConfig:

@@ -176,6 +176,10 @@ class PerturbODE(nn.Module):
         self.register_buffer("scale", vec(scale, np.ones(p)))
         level = vec(control_level, np.zeros(p) if control_level is None else control_level)
         self.register_buffer("anchor", (level - self.mean) / self.scale)
+        # what the training knockouts / undosed knock-downs left of each of their targets (NaN: not
+        # measured, the pooled reading applies); set by from_data (per_target_levels)
+        self.register_buffer("knockout_left", torch.full((p,), float("nan")))
+        self.register_buffer("knockdown_left", torch.full((p,), float("nan")))
 
         gen = torch.Generator().manual_seed(int(seed))
         self.A = nn.Parameter(torch.randn(p, K, generator=gen) * config.init_scale / math.sqrt(K))
@@ -231,8 +235,19 @@ class PerturbODE(nn.Module):
         # floor the scale so that genes with (almost) no variance do not explode in z units
         floor = max(1e-2 * float(sd.max()) if sd.size else 0.0, 1e-3)
         scale = np.maximum(sd, floor)
-        return cls(data.gene_names, config, mean=mean, scale=scale, control_level=level, latent_regulators=latent,
-                   seed=seed)
+        model = cls(data.gene_names, config, mean=mean, scale=scale, control_level=level, latent_regulators=latent,
+                    seed=seed)
+        if config.per_target_levels:
+            from perturbode_core.data.knockout_level import per_target_left
+
+            train = None if conditions is None else list(conditions)
+            with torch.no_grad():
+                if float(config.knockout_level) > 0:  # a deletion (0) stays a deletion for every target
+                    for gene, left in per_target_left(data, train, kind="knockout").items():
+                        model.knockout_left[model.gene_index[gene]] = left
+                for gene, left in per_target_left(data, train, kind="knockdown").items():
+                    model.knockdown_left[model.gene_index[gene]] = left
+        return model
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -359,7 +374,7 @@ class PerturbODE(nn.Module):
                 v = iv.resolved_value
                 if iv.kind == "knockout":
                     mask[ci, 0, j] = True
-                    left = float(self.config.knockout_level)
+                    left = self.knockout_share_left(iv.gene)
                     if left > 0:  # the protein is gone, part of its transcript is still measured
                         ctrl_data = ctrl_level_z[j] * self.scale[j] + self.mean[j]
                         level[ci, 0, j] = (left * ctrl_data - self.mean[j]) / self.scale[j]
@@ -370,7 +385,7 @@ class PerturbODE(nn.Module):
                     mask[ci, 0, j] = True
                     ctrl_data = ctrl_level_z[j] * self.scale[j] + self.mean[j]
                     left = ((1.0 - v) * ctrl_data if iv.value is not None
-                            else float(knocked_down_level(knockdown_rule(self.config), float(ctrl_data))))
+                            else self.knockdown_share_left(iv.gene, float(ctrl_data)) * float(ctrl_data))
                     level[ci, 0, j] = (left - self.mean[j]) / self.scale[j]
                 elif iv.kind == "clamp":
                     mask[ci, 0, j] = True
@@ -409,6 +424,27 @@ class PerturbODE(nn.Module):
         if iv.kind in ("overexpression", "shift"):
             return v * self.config.shift_delta
         return v - 1.0  # activity: a factor on its input to the modules
+
+    def knockout_share_left(self, gene: str) -> float:
+        """The share of its control level that a knockout leaves of measured ``gene``: what its own
+        training knockouts left (``per_target_levels``), else the pooled ``knockout_level``."""
+        own = float(self.knockout_left[self.gene_index[gene]])
+        return own if math.isfinite(own) else float(self.config.knockout_level)
+
+    def knockdown_share_left(self, gene: str, control: float | None = None) -> float:
+        """The share of its control level that a knock-down without a dose leaves of measured
+        ``gene``: what its own training knock-downs left (``per_target_levels``), else the
+        ``knockdown_level`` line at its control level (``control``, data units, when the caller
+        has it)."""
+        j = self.gene_index[gene]
+        own = float(self.knockdown_left[j])
+        if math.isfinite(own):
+            return own
+        if control is None:
+            control = float(self.anchor[j] * self.scale[j] + self.mean[j])
+        if control <= 0:
+            return knockdown_rule(self.config)[0]
+        return float(knocked_down_level(knockdown_rule(self.config), control)) / control
 
     def _latent_knockdown(self, iv: Intervention) -> float:
         """The share of an unmeasured target's level a knock-down removes: its stated dose, else what

@@ -96,6 +96,12 @@ class ModelConfig(OptionsMixin):
         (:func:`~perturbode_core.data.knockout_level.knockdown_level`), resolved when the model is
         built from data; 0.5 (the library's default dose) when the training data hold no such
         knock-down, for a model built by hand, and for a checkpoint made before this option.
+    per_target_levels
+        For the targets the training knockouts (where they leave part of the transcript,
+        ``knockout_level`` above 0) and undosed knock-downs perturbed, use what they left of that
+        target (:func:`~perturbode_core.data.knockout_level.per_target_left`: JAK2's knockout on
+        the Papalexi screen leaves 22 %, the pooled level 61 %); the pooled reading is for the
+        other targets. ``False``: the pooled reading for every target.
     paired_control
         Predict each perturbed cell as its start cell plus the difference between its perturbed
         and its unperturbed trajectory (a paired counterfactual). The variation that the
@@ -134,6 +140,7 @@ class ModelConfig(OptionsMixin):
     paired_control: bool = True
     knockout_level: str | float = "auto"
     knockdown_level: str | float | list = "auto"
+    per_target_levels: bool = True
 
     def __post_init__(self):
         """Check every option once, at construction (also after ``dataclasses.replace``); raise

@@ -13,7 +13,7 @@ import pandas as pd
 
 from perturbode_core.errors import PerturbODEError
 from perturbode_core.data.interventions import Intervention, check_genes, parse_spec
-from perturbode_core.data.knockout_level import knockdown_rule, knocked_down_level, measured_knockdown
+from perturbode_core.data.knockout_level import measured_knockdown
 
 
 #: The lowest expression a prediction may show (data units): log-normalised data and counts are >= 0.
@@ -37,29 +37,22 @@ def target_level_note(model, perturbation) -> str | None:
     """A sentence on what the perturbation's knockouts and undosed knock-downs leave of their
     targets' own level, where the model measured it on its screen (None otherwise: a knockout then
     removes its target, a knock-down without a dose the library's default 50 %)."""
-    level = float(model.config.knockout_level)
-    measured_kd = measured_knockdown(model.config)
-    if level <= 0 and not measured_kd:
-        return None
     ivs = [iv for iv in as_interventions(perturbation, model.target_names) if iv.gene in model.gene_index]
-    knocked_out = [iv.gene for iv in ivs if iv.kind == "knockout"] if level > 0 else []
-    knocked_down = [iv.gene for iv in ivs if iv.kind == "knockdown" and iv.value is None] if measured_kd else []
+    knocked_out = [iv.gene for iv in ivs if iv.kind == "knockout" and model.knockout_share_left(iv.gene) > 0]
+    knocked_down = [iv.gene for iv in ivs if iv.kind == "knockdown" and iv.value is None
+                    and (measured_knockdown(model.config) or np.isfinite(float(model.knockdown_left[model.gene_index[iv.gene]])))]
     sentences = []
-    if knocked_out:
-        sentences.append(f"The knockout of {', '.join(knocked_out)} leaves {100 * level:.0f} % of its own level, as "
-                         "this screen's training knockouts left of their targets (a CRISPR knockout's transcript is "
-                         "only partly degraded); its effect on the other genes is that of the protein removed.")
-    if knocked_down:
-        control = model.control_level()
-        rule = knockdown_rule(model.config)
-        shares = []
-        for gene in knocked_down:
-            ctrl = float(control[model.gene_index[gene]])
-            removed = 1.0 - float(knocked_down_level(rule, ctrl)) / ctrl if ctrl > 0 else 0.0
-            shares.append(f"the knock-down of {gene} removes {100 * removed:.0f} % of its level")
-        text = "; ".join(shares)
-        sentences.append(f"{text[0].upper()}{text[1:]}, as this screen's training knock-downs did (give a dose, "
-                         "GENE:knockdown=0.9, to set it).")
+    for gene in knocked_out:
+        own = np.isfinite(float(model.knockout_left[model.gene_index[gene]]))
+        sentences.append(f"The knockout of {gene} leaves {100 * model.knockout_share_left(gene):.0f} % of its own level, "
+                         + ("as its training knockouts did" if own else "as this screen's training knockouts left of "
+                            "their targets") + " (a CRISPR knockout's transcript is only partly degraded); its effect on "
+                         "the other genes is that of the protein removed.")
+    for gene in knocked_down:
+        own = np.isfinite(float(model.knockdown_left[model.gene_index[gene]]))
+        sentences.append(f"The knock-down of {gene} removes {100 * (1 - model.knockdown_share_left(gene)):.0f} % of its "
+                         "level, " + ("as its training knock-downs did" if own else "as this screen's training "
+                                      "knock-downs did") + " (give a dose, GENE:knockdown=0.9, to set it).")
     return " ".join(sentences) or None
 
 
