@@ -192,7 +192,8 @@ if len(on_target):
                f"cells'): {summary_by_type}. A CRISPR knockout's transcript is often only partly degraded; a "
                "simulator's is deleted. The model reads the training conditions' levels (knockout_level, "
                "knockdown_level on the Train page).")
-    model = state.model
+    # the model's readings only when it is loaded already: this page must not load one (first-page speed)
+    model = state.model if state.entry is not None and state.entry.loaded else None
     rule = knockdown_rule(model.config) if model is not None and measured_knockdown(model.config) else None
     t1, t2 = st.columns([3, 2])
     level = float(model.config.knockout_level) if model is not None else 0.0

@@ -43,8 +43,7 @@ def default_value(model, gene: str, label: str) -> float | None:
     default = KINDS[label][2]
     if label != "knock-down" or gene not in model.gene_index:
         return default
-    own = float(model.knockdown_left[model.gene_index[gene]])
-    if not measured_knockdown(model.config) and not np.isfinite(own):
+    if not measured_knockdown(model.config) and not model.measured_share("knockdown", gene):
         return default
     return round(1.0 - model.knockdown_share_left(gene), 2)
 

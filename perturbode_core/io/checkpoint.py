@@ -237,7 +237,7 @@ def _settings(bundle: dict) -> TrainedSettings:
 
 
 #: Parameters and buffers added after format version 1 was fixed, and inert at their initial value
-#: (zero; NaN for the per-target levels, "not measured"): checkpoints written before them load with it.
+#: (zero; -1, "not measured", for the per-target levels): checkpoints written before them load with it.
 _LATER_PARAMETERS = ("W_latent", "type_offset", "log_delta_shared", "knockout_left", "knockdown_left")
 
 

@@ -59,6 +59,9 @@ from perturbode_core.model.activations import get_activation
 from perturbode_core.model.kernel import FieldConstants, field_value
 from perturbode_core.model.model_config import ModelConfig
 
+#: The per-target share left of a target that no training condition measured.
+NOT_MEASURED = -1.0
+
 @dataclass
 class InterventionBatch:
     """Interventions of C conditions encoded as (C, 1, p) tensors in standardised units."""
@@ -176,10 +179,11 @@ class PerturbODE(nn.Module):
         self.register_buffer("scale", vec(scale, np.ones(p)))
         level = vec(control_level, np.zeros(p) if control_level is None else control_level)
         self.register_buffer("anchor", (level - self.mean) / self.scale)
-        # what the training knockouts / undosed knock-downs left of each of their targets (NaN: not
-        # measured, the pooled reading applies); set by from_data (per_target_levels)
-        self.register_buffer("knockout_left", torch.full((p,), float("nan")))
-        self.register_buffer("knockdown_left", torch.full((p,), float("nan")))
+        # what the training knockouts / undosed knock-downs left of each of their targets (a share in
+        # [0, 1]; NOT_MEASURED (-1, not NaN: weights stay comparable and finite): the pooled reading
+        # applies); set by from_data (per_target_levels)
+        self.register_buffer("knockout_left", torch.full((p,), NOT_MEASURED))
+        self.register_buffer("knockdown_left", torch.full((p,), NOT_MEASURED))
 
         gen = torch.Generator().manual_seed(int(seed))
         self.A = nn.Parameter(torch.randn(p, K, generator=gen) * config.init_scale / math.sqrt(K))
@@ -425,11 +429,17 @@ class PerturbODE(nn.Module):
             return v * self.config.shift_delta
         return v - 1.0  # activity: a factor on its input to the modules
 
+    def measured_share(self, kind: str, gene: str) -> bool:
+        """Whether measured ``gene`` has its own share left for ``kind`` (``knockout`` or undosed
+        ``knockdown``) from the training conditions (``per_target_levels``)."""
+        buffer = self.knockout_left if kind == "knockout" else self.knockdown_left
+        return float(buffer[self.gene_index[gene]]) >= 0
+
     def knockout_share_left(self, gene: str) -> float:
         """The share of its control level that a knockout leaves of measured ``gene``: what its own
         training knockouts left (``per_target_levels``), else the pooled ``knockout_level``."""
         own = float(self.knockout_left[self.gene_index[gene]])
-        return own if math.isfinite(own) else float(self.config.knockout_level)
+        return own if own >= 0 else float(self.config.knockout_level)
 
     def knockdown_share_left(self, gene: str, control: float | None = None) -> float:
         """The share of its control level that a knock-down without a dose leaves of measured
@@ -438,7 +448,7 @@ class PerturbODE(nn.Module):
         has it)."""
         j = self.gene_index[gene]
         own = float(self.knockdown_left[j])
-        if math.isfinite(own):
+        if own >= 0:
             return own
         if control is None:
             control = float(self.anchor[j] * self.scale[j] + self.mean[j])

@@ -40,16 +40,16 @@ def target_level_note(model, perturbation) -> str | None:
     ivs = [iv for iv in as_interventions(perturbation, model.target_names) if iv.gene in model.gene_index]
     knocked_out = [iv.gene for iv in ivs if iv.kind == "knockout" and model.knockout_share_left(iv.gene) > 0]
     knocked_down = [iv.gene for iv in ivs if iv.kind == "knockdown" and iv.value is None
-                    and (measured_knockdown(model.config) or np.isfinite(float(model.knockdown_left[model.gene_index[iv.gene]])))]
+                    and (measured_knockdown(model.config) or model.measured_share("knockdown", iv.gene))]
     sentences = []
     for gene in knocked_out:
-        own = np.isfinite(float(model.knockout_left[model.gene_index[gene]]))
+        own = model.measured_share("knockout", gene)
         sentences.append(f"The knockout of {gene} leaves {100 * model.knockout_share_left(gene):.0f} % of its own level, "
                          + ("as its training knockouts did" if own else "as this screen's training knockouts left of "
                             "their targets") + " (a CRISPR knockout's transcript is only partly degraded); its effect on "
                          "the other genes is that of the protein removed.")
     for gene in knocked_down:
-        own = np.isfinite(float(model.knockdown_left[model.gene_index[gene]]))
+        own = model.measured_share("knockdown", gene)
         sentences.append(f"The knock-down of {gene} removes {100 * (1 - model.knockdown_share_left(gene)):.0f} % of its "
                          "level, " + ("as its training knock-downs did" if own else "as this screen's training "
                                       "knock-downs did") + " (give a dose, GENE:knockdown=0.9, to set it).")
