@@ -29,7 +29,7 @@ import pandas as pd  # noqa: E402
 
 from perturbode_core.data import dataset as pdata  # noqa: E402
 from perturbode_core.io.h5ad import read_h5ad  # noqa: E402
-from perturbode_core.data.knockout_level import knockdown_rule, measured_knockdown, own_level_table  # noqa: E402
+from perturbode_core.data.knockout_level import knockdown_rule, measured_knockdown  # noqa: E402
 from perturbode_core import plots  # noqa: E402
 from perturbode_core.errors import PerturbODEError  # noqa: E402
 from perturbode_ui import data_io, loaders  # noqa: E402
@@ -182,7 +182,7 @@ if data.escape is not None:
     e2.dataframe(data.escape, hide_index=True, height=320,
                  column_config={"efficiency": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
                                                                               format="%.2f")})
-on_target = own_level_table(data)
+on_target = data_io.on_target_table(data, state.data_key)
 if len(on_target):
     st.subheader("On-target levels")
     summary_by_type = "; ".join(

@@ -116,3 +116,12 @@ def build_data(adata, *, perturbation_key: str, control: str, source: str, norma
 def embedding(_data, data_key: str, method: str = "pca", max_cells: int = 5000) -> dict:
     """:func:`perturbode_core.tools.embedding.embed_cells`, cached per ``data_key``."""
     return embed_cells(_data, method=method, max_cells=max_cells)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def on_target_table(_data, data_key: str):
+    """:func:`perturbode_core.data.knockout_level.own_level_table`, cached per ``data_key`` (the Data
+    page draws it on every rerun)."""
+    from perturbode_core.data.knockout_level import own_level_table
+
+    return own_level_table(_data)

@@ -10,7 +10,6 @@ import pandas as pd
 from perturbode_core.tools import simulate
 from perturbode_core.errors import PerturbODEError
 from perturbode_core.data.interventions import Intervention, check_genes, format_spec, parse_spec
-from perturbode_core.data.knockout_level import measured_knockdown
 from perturbode_core.tools.embedding import pca_project, subsample
 
 from .state import Scenario
@@ -43,7 +42,7 @@ def default_value(model, gene: str, label: str) -> float | None:
     default = KINDS[label][2]
     if label != "knock-down" or gene not in model.gene_index:
         return default
-    if not measured_knockdown(model.config) and not model.measured_share("knockdown", gene):
+    if not simulate.knockdown_is_measured(model, gene):
         return default
     return round(1.0 - model.knockdown_share_left(gene), 2)
 

@@ -41,29 +41,36 @@ MIN_LEVEL = 0.05
 MIN_CONTROL_LEVEL = 0.05
 
 
+def _expression_floor(control) -> float:
+    """Targets whose control level is at most this give no reading (:data:`MIN_CONTROL_LEVEL`)."""
+    return MIN_CONTROL_LEVEL * max(float(np.mean(np.abs(control))), 1e-12)
+
+
+def _single_targets(data, conditions, kinds):
+    """``(condition, intervention, gene index, cells)`` of each single perturbation of a measured gene
+    whose type is in ``kinds`` among ``conditions`` (default: every condition) that has cells."""
+    names = {g: i for i, g in enumerate(data.gene_names)}
+    keep = None if conditions is None else set(conditions)
+    for cond, ivs in data.interventions.items():
+        if cond == data.control or (keep is not None and cond not in keep) or len(ivs) != 1:
+            continue
+        if ivs[0].kind not in kinds or ivs[0].gene not in names:
+            continue
+        cells = data.cells_of(cond)
+        if len(cells):
+            yield cond, ivs[0], names[ivs[0].gene], cells
+
+
 def own_level_pairs(data, conditions=None, *, kind: str = "knockout",
                     control=None) -> list[tuple[str, float, float]]:
     """``(target, control level, level in the perturbed cells)`` of each single perturbation of a
     measured gene of type ``kind`` among ``conditions`` (default: every condition), in data units;
     knock-downs only where no dose is given (a stated dose is the user's word, not measured here).
     ``control``: the control cells' mean, when the caller has it already."""
-    names = {g: i for i, g in enumerate(data.gene_names)}
-    keep = None if conditions is None else set(conditions)
     control = data.control_cells().mean(0) if control is None else control
-    pairs = []
-    for cond, ivs in data.interventions.items():
-        if cond == data.control or (keep is not None and cond not in keep):
-            continue
-        if len(ivs) != 1 or ivs[0].kind != kind or ivs[0].gene not in names:
-            continue
-        if kind == "knockdown" and ivs[0].value is not None:
-            continue
-        rows = data.cells_of(cond)
-        if len(rows) == 0:
-            continue
-        j = names[ivs[0].gene]
-        pairs.append((ivs[0].gene, float(control[j]), float(data.X[rows, j].mean())))
-    return pairs
+    return [(iv.gene, float(control[j]), float(data.X[cells, j].mean()))
+            for _, iv, j, cells in _single_targets(data, conditions, (kind,))
+            if not (kind == "knockdown" and iv.value is not None)]
 
 
 def own_level_table(data, conditions=None):
@@ -74,19 +81,9 @@ def own_level_table(data, conditions=None):
     import pandas as pd
 
     control = data.control_cells().mean(0)
-    names = {g: i for i, g in enumerate(data.gene_names)}
-    keep = None if conditions is None else set(conditions)
     rows = []
-    for cond, ivs in data.interventions.items():
-        if cond == data.control or (keep is not None and cond not in keep) or len(ivs) != 1:
-            continue
-        iv = ivs[0]
-        if iv.kind not in ("knockout", "knockdown") or iv.gene not in names:
-            continue
-        cells = data.cells_of(cond)
-        if len(cells) == 0:
-            continue
-        c, k = float(control[names[iv.gene]]), float(data.X[cells, names[iv.gene]].mean())
+    for cond, iv, j, cells in _single_targets(data, conditions, ("knockout", "knockdown")):
+        c, k = float(control[j]), float(data.X[cells, j].mean())
         rows.append({"condition": cond, "target": iv.gene, "type": iv.kind,
                      "dose": np.nan if iv.value is None else float(iv.value), "control_level": c, "level": k,
                      "left": k / c if c > 0 else np.nan})
@@ -94,21 +91,22 @@ def own_level_table(data, conditions=None):
     return pd.DataFrame(rows, columns=columns).sort_values("left", na_position="last").reset_index(drop=True)
 
 
+def _expressed_pairs(data, conditions, kind: str) -> list[tuple[str, float, float]]:
+    """:func:`own_level_pairs` of the targets expressed above :func:`_expression_floor`."""
+    control = data.control_cells().mean(0)
+    floor = _expression_floor(control)
+    return [pair for pair in own_level_pairs(data, conditions, kind=kind, control=control) if pair[1] > floor]
+
+
 def _fraction_left(data, conditions, kind: str) -> float | None:
     """The pooled fraction of their control level that the training ``kind`` perturbations left of
     their targets (ratio of sums over targets expressed above the floor), clipped to [0, 1]; None
     when nothing was measured."""
-    control = data.control_cells().mean(0)
-    pairs = own_level_pairs(data, conditions, kind=kind, control=control)
+    pairs = _expressed_pairs(data, conditions, kind)
     if not pairs:
         return None
-    floor = MIN_CONTROL_LEVEL * max(float(np.mean(np.abs(control))), 1e-12)
-    ctrl = np.array([c for _, c, _ in pairs])
-    level = np.array([k for _, _, k in pairs])
-    use = ctrl > floor
-    if not use.any():
-        return None
-    return float(np.clip(level[use].sum() / ctrl[use].sum(), 0.0, 1.0))
+    ctrl, level = sum(c for _, c, _ in pairs), sum(k for _, _, k in pairs)
+    return float(np.clip(level / ctrl, 0.0, 1.0))
 
 
 def per_target_left(data, conditions=None, *, kind: str = "knockout") -> dict[str, float]:
@@ -118,14 +116,11 @@ def per_target_left(data, conditions=None, *, kind: str = "knockout") -> dict[st
     are left out. A model uses these for the targets it saw (a CRISPRi guide's efficiency varies
     from target to target: the pooled reading would misstate what a weak one left) and the
     pooled reading for the others."""
-    control = data.control_cells().mean(0)
-    floor = MIN_CONTROL_LEVEL * max(float(np.mean(np.abs(control))), 1e-12)
     sums: dict[str, list[float]] = {}
-    for gene, c, k in own_level_pairs(data, conditions, kind=kind, control=control):
-        if c > floor:
-            acc = sums.setdefault(gene, [0.0, 0.0])
-            acc[0] += k
-            acc[1] += c
+    for gene, c, k in _expressed_pairs(data, conditions, kind):
+        acc = sums.setdefault(gene, [0.0, 0.0])
+        acc[0] += k
+        acc[1] += c
     return {gene: float(np.clip(k / c, 0.0, 1.0)) for gene, (k, c) in sums.items()}
 
 
@@ -159,13 +154,10 @@ def knockdown_level(data, conditions=None) -> list[float] | None:
     slope, or a fitted slope outside ``[0, 1.5]`` (a knock-down that raises its target), the pooled
     fraction (ratio of sums) through zero: ``[fraction, 0]``. None when none was measured (the
     caller keeps :data:`DEFAULT_KNOCKDOWN_RULE`)."""
-    control = data.control_cells().mean(0)
-    pairs = own_level_pairs(data, conditions, kind="knockdown", control=control)
-    floor = MIN_CONTROL_LEVEL * max(float(np.mean(np.abs(control))), 1e-12)
-    pairs = [(c, k) for _, c, k in pairs if c > floor]
+    pairs = _expressed_pairs(data, conditions, "knockdown")
     if not pairs:
         return None
-    ctrl, level = np.array(pairs).T
+    ctrl, level = np.array([(c, k) for _, c, k in pairs]).T
     if len(ctrl) >= MIN_LINE_TARGETS and ctrl.std() > 1e-6 * max(ctrl.mean(), 1e-12):
         slope, intercept = np.polyfit(ctrl, level, 1)
         if 0.0 <= slope <= 1.5:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from perturbode_core.data.knockout_level import knocked_down_level
 from perturbode_core.plots.style import CONTROL_COLOR, OTHER_COLOR, palette_color, readable_layout
 
 
@@ -93,7 +94,7 @@ def target_level_figure(table: pd.DataFrame, *, rule=None, knockout_level: float
                                  line=dict(color=palette_color(1)), hoverinfo="skip"))
     if rule is not None:
         xs = np.linspace(0, top, 50)
-        ys = np.clip(rule[0] * xs + rule[1], 0, xs)
+        ys = knocked_down_level(rule, xs)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="the model's undosed knock-down",
                                  line=dict(color=palette_color(2)), hoverinfo="skip"))
     readable_layout(fig, title="On-target levels: what each knockout and knock-down left of its target")

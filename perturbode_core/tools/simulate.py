@@ -33,6 +33,12 @@ def as_interventions(perturbation, gene_names, *, default_kind: str = "knockout"
     return ivs
 
 
+def knockdown_is_measured(model, gene: str) -> bool:
+    """Whether ``model``'s undosed knock-down of measured ``gene`` follows its screen (its own
+    training knock-downs, or the line they show) rather than the library's default 50 %."""
+    return measured_knockdown(model.config) or model.measured_share("knockdown", gene)
+
+
 def target_level_note(model, perturbation) -> str | None:
     """A sentence on what the perturbation's knockouts and undosed knock-downs leave of their
     targets' own level, where the model measured it on its screen (None otherwise: a knockout then
@@ -40,7 +46,7 @@ def target_level_note(model, perturbation) -> str | None:
     ivs = [iv for iv in as_interventions(perturbation, model.target_names) if iv.gene in model.gene_index]
     knocked_out = [iv.gene for iv in ivs if iv.kind == "knockout" and model.knockout_share_left(iv.gene) > 0]
     knocked_down = [iv.gene for iv in ivs if iv.kind == "knockdown" and iv.value is None
-                    and (measured_knockdown(model.config) or model.measured_share("knockdown", iv.gene))]
+                    and knockdown_is_measured(model, iv.gene)]
     sentences = []
     for gene in knocked_out:
         own = model.measured_share("knockout", gene)
